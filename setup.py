@@ -1,0 +1,24 @@
+"""zoo: a TensorFlow/Keras model zoo. `pip install -e .` installs it with pinned dependencies."""
+from setuptools import find_packages, setup
+
+setup(
+    name="zoo",
+    version="0.1.0",
+    description="Train Keras models under any tf.distribute strategy and export them to "
+                "TF Serving, TFLite, TPU and Edge TPU",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["zoo", "zoo.*", "export", "export.*", "tools", "tools.*"]),
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorboard==2.21.0",  # tensorflow 2.21 no longer pulls it in; tf.summary needs it
+        "tensorflow-text==2.21.1",
+        "tensorflow-datasets==4.9.10",
+        "importlib_resources==7.1.0",  # tensorflow-datasets imports it to download, undeclared
+        "absl-py==2.5.1",
+        "PyYAML==6.0.3",
+        "numpy==2.4.6",
+        "protobuf==7.36.2",
+        "pytest==9.2.0",
+    ],
+)

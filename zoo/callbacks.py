@@ -1,0 +1,67 @@
+"""Training callbacks: throughput measurement and progress lines for logs."""
+from __future__ import annotations
+
+import time
+
+import tf_keras as keras
+from absl import logging
+
+
+class ThroughputMeter(keras.callbacks.Callback):
+    """Training examples/second per epoch, validation excluded; the first epoch run is
+    warm-up (tracing) and is left out whenever a later epoch exists."""
+
+    def __init__(self, global_batch: int, steps_per_epoch: int, first_step: int = 0):
+        super().__init__()
+        self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
+        self.first_step = first_step
+        self.epochs: list[tuple[int, float]] = []  # (steps run, seconds)
+        self._start = self._train_end = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._train_end is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = self._train_end or time.perf_counter()
+        steps = self.steps_per_epoch - (self.first_step if not self.epochs else 0)
+        self.epochs.append((steps, end - self._start))
+        self._start = None
+
+    def includes_warmup(self) -> bool:
+        return len(self.epochs) < 2
+
+    def examples_per_sec(self) -> float | None:
+        timed = self.epochs[1:] or self.epochs
+        seconds = sum(s for _, s in timed)
+        if not seconds:
+            return None
+        return round(sum(n for n, _ in timed) * self.global_batch / seconds, 1)
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One log line every `every` steps and at each epoch's end, for logs that aren't a TTY."""
+
+    def __init__(self, every: int, steps_per_epoch: int, epochs: int):
+        super().__init__()
+        self.every, self.steps_per_epoch, self.total_epochs = every, steps_per_epoch, epochs
+        self._epoch, self._last = 0, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._last = epoch, -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) // self.every > (self._last + 1) // self.every:  # crossed a multiple
+            logging.info("epoch %d/%d step %d/%d %s", self._epoch + 1, self.total_epochs,
+                         batch + 1, self.steps_per_epoch, _fmt(logs))
+        self._last = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logging.info("epoch %d/%d done: %s", epoch + 1, self.total_epochs, _fmt(logs))
+
+
+def _fmt(logs) -> str:
+    return " ".join(f"{k}={float(v):.4f}" for k, v in (logs or {}).items())

@@ -1,0 +1,300 @@
+"""Typed experiment configs: dataclasses, YAML files and `--set key=value` overrides.
+
+Nothing here imports TensorFlow, so a bad config fails in milliseconds with one line that
+names the key and what it accepts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config key or value is not acceptable; the message is one line for the user."""
+
+
+def choice(default, choices, doc=""):
+    """A string field restricted to `choices`."""
+    return dataclasses.field(default=default, metadata={"choices": tuple(choices), "doc": doc})
+
+
+def bounded(default, low=None, high=None, doc="", high_open=False):
+    """A numeric field with inclusive bounds (`high_open` excludes the upper one)."""
+    return dataclasses.field(
+        default=default, metadata={"low": low, "high": high, "high_open": high_open, "doc": doc})
+
+
+def listed(default, low=None, doc=""):
+    """A list field; `low` bounds each element."""
+    return dataclasses.field(default_factory=lambda: list(default),
+                             metadata={"low": low, "doc": doc})
+
+
+@dataclasses.dataclass
+class DataConfig:
+    dataset: str = "synthetic"
+    train_split: str = "train"
+    eval_split: str = "test"
+    data_dir: str = ""            # TFDS data_dir; empty = TFDS default (~/tensorflow_datasets)
+    shuffle_buffer: int = bounded(10_000, low=0)
+    cache: bool = True
+    synthetic_examples: int = bounded(2048, low=16)
+    max_examples: int = bounded(0, low=0, doc="cap on training examples; 0 = all")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = bounded(10, low=1)
+    batch_size: int = bounded(128, low=1, doc="global batch size, split over replicas")
+    steps_per_epoch: int = bounded(0, low=0, doc="0 = one pass over the training split")
+    optimizer: str = choice("adam", ["adam", "adamw", "sgd", "rmsprop"])
+    learning_rate: float = bounded(1e-3, low=0.0, high=10.0)
+    lr_schedule: str = choice("constant", ["constant", "cosine", "linear"])
+    warmup_fraction: float = bounded(0.0, low=0.0, high=1.0, high_open=True)
+    weight_decay: float = bounded(0.0, low=0.0)
+    strategy: str = choice("auto", ["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"])
+    tpu: str = ""
+    cpu_devices: int = bounded(0, low=0, doc="split the CPU into N logical devices (0 = as is)")
+    mixed_precision: str = choice("none", ["none", "mixed_bfloat16", "mixed_float16"])
+    jit_compile: bool = False
+    steps_per_execution: int = bounded(1, low=1)
+    seed: int = 42
+    deterministic: bool = False
+    checkpoint_every_steps: int = bounded(500, low=0, doc="mid-epoch backup period; 0 = per epoch")
+    log_every_steps: int = bounded(100, low=1, doc="progress line period when not on a TTY")
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    formats: list[str] = listed(["saved_model", "tflite"])
+    quantize: list[str] = listed(["float32", "dynamic", "float16", "int8", "int16x8"])
+    max_accuracy_drop: float = bounded(0.01, low=0.0, high=1.0)
+    calibration_examples: int = bounded(200, low=1)
+    tpu_batch_size: int = bounded(8, low=1)
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """The whole run: `model` is the registered model's own config dataclass."""
+    model_name: str
+    model: Any
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        """Plain dict in the YAML layout (`model.name` carries the model name)."""
+        return {
+            "model": {"name": self.model_name, **dataclasses.asdict(self.model)},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "export": dataclasses.asdict(self.export),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SECTIONS = ("model", "data", "train", "export")
+
+
+def _describe(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if "choices" in meta:
+        return "one of " + ", ".join(meta["choices"])
+    kind = _type_name(f.type)
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        return f"{kind} in [{low}, {high}{')' if meta.get('high_open') else ']'}"
+    if low is not None:
+        return f"{kind} >= {low}"
+    return kind
+
+
+def _type_name(tp) -> str:
+    tp = _resolve(tp)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, str(tp))
+
+
+def _resolve(tp):
+    if isinstance(tp, str):
+        return eval(tp, {"list": list, "int": int, "float": float, "bool": bool, "str": str})
+    return tp
+
+
+def _coerce(key: str, value, f: dataclasses.Field):
+    """Checks `value` against the field's type and bounds; returns the typed value."""
+    tp = _resolve(f.type)
+    expected = _describe(f)
+    bad = ConfigError(f"bad value for {key}: {value!r}; expected {expected}")
+    if typing.get_origin(tp) is list:
+        (elem,) = typing.get_args(tp)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise bad
+        out = [_scalar(v, elem) for v in value]
+        if any(v is None for v in out):
+            raise bad
+        low = f.metadata.get("low")
+        if low is not None and any(v < low for v in out):
+            raise bad
+        return out
+    out = _scalar(value, tp)
+    if out is None:
+        raise bad
+    meta = f.metadata
+    if "choices" in meta and out not in meta["choices"]:
+        raise bad
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and out < low:
+        raise bad
+    if high is not None and (out > high or (meta.get("high_open") and out >= high)):
+        raise bad
+    return out
+
+
+def _scalar(value, tp):
+    """`value` as `tp`, or None when it is not one (no silent truncation of 1.5 to 1)."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        return None
+    if tp is int:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        return None
+    return None
+
+
+def set_field(obj, section: str, key: str, value):
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    full = f"{section}.{key}"
+    if key not in fields:
+        raise ConfigError(
+            f"unknown config key {full!r}; accepted {section} keys: " + ", ".join(fields))
+    setattr(obj, key, _coerce(full, value, fields[key]))
+
+
+def apply_dict(cfg: ExperimentConfig, values: dict, origin: str = "config"):
+    """Applies a nested {section: {key: value}} dict (a YAML file's contents) to `cfg`."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections {SECTIONS}, got {values!r}")
+    for section, entries in values.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{origin}: unknown config section {section!r}; accepted: {', '.join(SECTIONS)}")
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{origin}: section {section!r} must be a mapping, got {entries!r}")
+        for key, value in entries.items():
+            if section == "model" and key == "name":
+                if value != cfg.model_name:
+                    raise ConfigError(
+                        f"{origin} is for model {value!r}, not {cfg.model_name!r}")
+                continue
+            set_field(getattr(cfg, section), section, key, value)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'train.epochs=3' -> ('train', 'epochs', 3); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"bad --set {text!r}; expected SECTION.KEY=VALUE, e.g. train.epochs=3")
+    path, raw = text.split("=", 1)
+    parts = path.strip().split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS or not parts[1]:
+        raise ConfigError(
+            f"bad --set key {path!r}; expected SECTION.KEY with SECTION one of {', '.join(SECTIONS)}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts[0], parts[1], value
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Reads a YAML config file; a missing or malformed file is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}")
+    return values
+
+
+def load_config(model_name: str, config_path: str | None = None,
+                overrides: list[str] = ()) -> ExperimentConfig:
+    """Defaults of the model's dataclass <- configs/<model>.yaml (or `config_path`) <- overrides."""
+    from zoo import registry
+
+    entry = registry.get(model_name)
+    cfg = ExperimentConfig(model_name=model_name, model=entry.config())
+    path = Path(config_path) if config_path else CONFIG_DIR / f"{model_name}.yaml"
+    if config_path or path.is_file():
+        values = read_yaml(path)
+        name = (values.get("model") or {}).get("name") if isinstance(values, dict) else None
+        if name is not None and name != model_name:
+            raise ConfigError(f"config file {path} is for model {name!r}, not {model_name!r}")
+        apply_dict(cfg, values, origin=str(path))
+    for text in overrides:
+        section, key, value = parse_override(text)
+        set_field(getattr(cfg, section), section, key, value)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(values: dict, origin: str) -> ExperimentConfig:
+    """Rebuilds a config from a saved `config.yaml` dict (as written by `to_dict`)."""
+    from zoo import registry
+
+    name = (values.get("model") or {}).get("name")
+    if not name:
+        raise ConfigError(f"{origin}: no model.name")
+    cfg = ExperimentConfig(model_name=name, model=registry.get(name).config())
+    apply_dict(cfg, values, origin=origin)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: ExperimentConfig):
+    """Cross-field checks; each field's own type and range were checked when it was set."""
+    bad_formats = set(cfg.export.formats) - {"saved_model", "tflite", "tpu", "edgetpu"}
+    if bad_formats:
+        raise ConfigError(f"bad export.formats {sorted(bad_formats)}; accepted: "
+                          "saved_model, tflite, tpu, edgetpu")
+    bad_q = set(cfg.export.quantize) - {"float32", "dynamic", "float16", "int8", "int16x8"}
+    if bad_q:
+        raise ConfigError(f"bad export.quantize {sorted(bad_q)}; accepted: "
+                          "float32, dynamic, float16, int8, int16x8")
+    if cfg.train.strategy == "tpu" and cfg.train.mixed_precision == "mixed_float16":
+        raise ConfigError("train.mixed_precision=mixed_float16 is for GPUs; use mixed_bfloat16 on TPU")
+    check = getattr(cfg.model, "validate", None)
+    if check:
+        check()
+    from zoo.data import parse_spec
+    parse_spec(cfg.data.dataset)

@@ -1,0 +1,1 @@
+"""Model definitions; each module registers itself with `zoo.registry.register`."""

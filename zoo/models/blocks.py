@@ -1,0 +1,31 @@
+"""Building blocks shared by the image models."""
+from __future__ import annotations
+
+from zoo.config import ConfigError
+
+
+def check_conv_stack(image_size: int, conv_filters: list[int]):
+    """Each block (3x3 valid conv, 2x2 pool) shrinks the image; refuse stacks that empty it."""
+    if not conv_filters:
+        raise ConfigError("model.conv_filters is empty; expected at least one conv block")
+    size = image_size
+    for _ in conv_filters:
+        size = (size - 2) // 2
+        if size < 1:
+            raise ConfigError(
+                f"model.conv_filters={conv_filters} has too many blocks for model.image_size="
+                f"{image_size}; each 3x3 conv + 2x2 pool block shrinks the image to (size-2)//2")
+
+
+def conv_stack(x, conv_filters: list[int], batch_norm: bool):
+    """One block per entry: 3x3 valid conv (+ batch norm) + ReLU, then 2x2 max-pool."""
+    from tf_keras import layers
+
+    for filters in conv_filters:
+        x = layers.Conv2D(filters, 3, use_bias=not batch_norm,
+                          activation=None if batch_norm else "relu")(x)
+        if batch_norm:
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    return x

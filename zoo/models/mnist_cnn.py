@@ -1,0 +1,48 @@
+"""`mnist_cnn`: a small convnet for 28x28 grey digits; uint8 pixels in, softmax out."""
+from __future__ import annotations
+
+import dataclasses
+
+from zoo.config import bounded, listed
+from zoo.models.blocks import check_conv_stack, conv_stack
+from zoo.registry import register
+
+
+@dataclasses.dataclass
+class MnistCnnConfig:
+    image_size: int = bounded(28, low=8)
+    channels: int = bounded(1, low=1)
+    num_classes: int = bounded(10, low=2)
+    conv_filters: list[int] = listed([32, 64, 128], low=1,
+                                     doc="one block (3x3 conv, max-pool 2x2) per entry")
+    dense_units: int = bounded(128, low=0, doc="0 = no hidden dense layer")
+    dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True)
+    batch_norm: bool = True
+    augment: bool = True
+
+    def validate(self):
+        check_conv_stack(self.image_size, self.conv_filters)
+
+
+@register("mnist_cnn", task="image_classification", config=MnistCnnConfig)
+def build(cfg: MnistCnnConfig):
+    """MNIST convnet: rescaling and augmentation inside, conv blocks, dense, softmax."""
+    import tf_keras as keras
+    from tf_keras import layers
+
+    inputs = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), dtype="uint8",
+                         name="image")
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    if cfg.augment:
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
+        x = layers.RandomRotation(0.04, fill_mode="constant")(x)
+        x = layers.RandomZoom(0.1, fill_mode="constant")(x)
+    x = conv_stack(x, cfg.conv_filters, cfg.batch_norm)
+    x = layers.Flatten()(x)
+    if cfg.dense_units:
+        x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    if cfg.dropout:
+        x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dense(cfg.num_classes)(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")

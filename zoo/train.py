@@ -1,0 +1,310 @@
+"""`python -m zoo.train --model=NAME`: flags -> config -> strategy -> data -> model -> fit.
+
+`model_dir` receives `config.yaml`, `checkpoints/` (weights per epoch), `backup/` (training
+state for resuming after a crash), `logs/` (TensorBoard), `assets/` and `metrics.json`.
+Rerunning the same command resumes from the last backup.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from zoo import registry
+from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
+from zoo.data import DataError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
+flags.DEFINE_string("config", None, "YAML config (default: configs/<model>.yaml)")
+flags.DEFINE_string("dataset", None, "tfds:NAME[:SPLIT], idx:DIR, folder:DIR, tsv:DIR, "
+                    "csv:DIR or synthetic (default: the config's data.dataset)")
+flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
+flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
+flags.DEFINE_integer("epochs", None, "number of epochs")
+flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
+flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
+flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
+
+FLAG_KEYS = {"dataset": "data.dataset", "strategy": "train.strategy", "tpu": "train.tpu",
+             "epochs": "train.epochs", "batch_size": "train.batch_size",
+             "steps_per_epoch": "train.steps_per_epoch"}
+
+CONFIG_FILE, METRICS_FILE = "config.yaml", "metrics.json"
+
+
+def config_from_flags() -> ExperimentConfig:
+    """The resolved config: defaults <- YAML <- --set <- explicit flags."""
+    if not FLAGS.model:
+        raise ConfigError("--model is required; known models: " + ", ".join(registry.names()))
+    overrides = list(FLAGS.set)
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(FLAGS, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(FLAGS.model, FLAGS.config, overrides)
+
+
+def check_model_dir(model_dir: Path, cfg: ExperimentConfig):
+    """Refuses a model_dir that holds a run of another model or model config."""
+    saved_path = model_dir / CONFIG_FILE
+    if not saved_path.is_file():
+        return
+    import yaml
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    new = cfg.to_dict()
+    saved_model = saved.get("model") or {}
+    if saved_model.get("name") != cfg.model_name:
+        raise ConfigError(f"{model_dir} holds a run of model {saved_model.get('name')!r}, not "
+                          f"{cfg.model_name!r}; choose another --model_dir")
+    for key, value in new["model"].items():
+        if value != "" and saved_model.get(key, value) != value:  # "" = filled in by prepare
+            raise ConfigError(
+                f"{model_dir} holds a run with model.{key}={saved_model.get(key)!r}, not "
+                f"{value!r}; choose another --model_dir or drop the override")
+
+
+def write_atomic(path: Path, text: str):
+    """Writes `text` to `path` through a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def backup_position(backup_dir: Path) -> tuple[int, int] | None:
+    """(epoch, batch) saved in the latest BackupAndRestore checkpoint, or None."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if not latest:
+        return None
+    reader = tf.train.load_checkpoint(latest)
+    value = lambda name: int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+    return value("ckpt_saved_epoch"), value("ckpt_saved_batch")
+
+
+def resume_point(position, steps_per_epoch: int, batch_level: bool) -> tuple[int, int]:
+    """(initial epoch, initial step) the way BackupAndRestore continues from `position`."""
+    if position is None:
+        return 0, 0
+    epoch, batch = position
+    if not batch_level or batch < 0:
+        return epoch + 1, 0
+    if batch >= steps_per_epoch - 1:
+        return epoch + 1, 0
+    return epoch, batch + 1
+
+
+def weights_digest(model) -> str:
+    """SHA-256 over all weights: equal digests mean bit-identical models."""
+    import hashlib
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+def make_optimizer(cfg, total_steps: int):
+    """The optimizer with its learning-rate schedule (warm-up, then constant/cosine/linear)."""
+    import tf_keras as keras
+    from zoo.schedules import WarmUp
+
+    t = cfg.train
+    warmup = int(t.warmup_fraction * total_steps)
+    decay_steps = max(1, total_steps - warmup)
+    lr = {"constant": lambda: t.learning_rate,
+          "cosine": lambda: keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps),
+          "linear": lambda: keras.optimizers.schedules.PolynomialDecay(
+              t.learning_rate, decay_steps, end_learning_rate=0.0)}[t.lr_schedule]()
+    if warmup:
+        lr = WarmUp(t.learning_rate, warmup, lr)
+    decay = t.weight_decay or None
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=decay)
+    if t.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, epsilon=1e-6)
+        opt.exclude_from_weight_decay(var_names=["bias", "LayerNorm", "layer_norm", "gamma",
+                                                 "beta"])
+        return opt
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=decay)
+    return keras.optimizers.RMSprop(lr, weight_decay=decay)
+
+
+def split_preprocessing(model):
+    """(preprocess layer or None, model to train).
+
+    A text model names its tokenizer layer `preprocessor` and the rest `core`: training maps
+    the tokenizer over the input pipeline and fits the core; checkpoints hold the core.
+    """
+    names = {layer.name for layer in model.layers}
+    if {"preprocessor", "core"} <= names:
+        return model.get_layer("preprocessor"), model.get_layer("core")
+    return None, model
+
+
+def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
+    """Trains `cfg` into `model_dir` (resuming if a backup is there); returns the metrics."""
+    model_dir = Path(model_dir)
+    entry = registry.get(cfg.model_name)
+    check_model_dir(model_dir, cfg)
+
+    t = cfg.train
+    from zoo import distribute
+    if t.cpu_devices:
+        distribute.split_cpu(t.cpu_devices)
+    import tensorflow as tf
+    import tf_keras as keras
+    from zoo import data
+    from zoo.callbacks import ProgressLogger, ThroughputMeter
+
+    keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if t.mixed_precision != "none":
+        keras.mixed_precision.set_global_policy(t.mixed_precision)
+
+    strategy, why = distribute.choose(t.strategy, t.tpu)
+    replicas = strategy.num_replicas_in_sync
+    strategy_name = distribute.describe(strategy)
+    logging.info("strategy: %s with %d replica(s), because %s", strategy_name, replicas, why)
+    if t.batch_size % replicas:
+        raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the "
+                          f"{replicas} replicas of {strategy_name}")
+    chief = strategy.extended.should_checkpoint
+
+    train_ds, eval_ds, info = data.load(cfg, entry.task)
+    if getattr(cfg.model, "num_classes", info.num_classes) != info.num_classes:
+        try:
+            set_field(cfg.model, "model", "num_classes", info.num_classes)
+        except ConfigError:
+            raise ConfigError(f"{cfg.data.dataset} has {info.num_classes} classes "
+                              f"({', '.join(info.class_names[:10])}); {cfg.model_name} "
+                              f"takes model.num_classes={cfg.model.num_classes}")
+    if cfg.data.max_examples:
+        train_ds = train_ds.take(cfg.data.max_examples)
+        info.train_examples = min(info.train_examples, cfg.data.max_examples)
+    steps_per_epoch = t.steps_per_epoch or info.train_examples // t.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"train.batch_size={t.batch_size} is larger than the "
+                          f"{info.train_examples} training examples")
+    logging.info("data: %s, %d train / %d eval examples, %d classes", info.source,
+                 info.train_examples, info.eval_examples, info.num_classes)
+
+    import tempfile
+    model_dir.mkdir(parents=True, exist_ok=True)
+    assets_dir = model_dir / "assets" if chief else Path(tempfile.mkdtemp(prefix="zoo-assets-"))
+    assets_dir.mkdir(exist_ok=True)
+    if chief:
+        write_atomic(assets_dir / "labels.txt", "\n".join(info.class_names) + "\n")
+    if entry.prepare:
+        cfg.model = entry.prepare(cfg.model, train_ds, assets_dir)
+    if chief:
+        write_atomic(model_dir / CONFIG_FILE, cfg.to_yaml())
+
+    with strategy.scope():
+        model = entry.build(cfg.model)
+        if entry.load_pretrained:
+            entry.load_pretrained(model, cfg.model)
+        preprocess, trainable = split_preprocessing(model)
+        binary = trainable.output_shape[-1] == 1
+        trainable.compile(
+            optimizer=make_optimizer(cfg, t.epochs * steps_per_epoch),
+            loss=("binary_crossentropy" if binary else "sparse_categorical_crossentropy"),
+            metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
+                     else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
+
+    pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess)
+    train_batches = data.batched(train_ds, t.batch_size, True, repeat=True,
+                                 shuffle_buffer=cfg.data.shuffle_buffer, **pipeline)
+    eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
+
+    backup_dir = model_dir / "backup"
+    batch_level = t.checkpoint_every_steps > 0
+    start_epoch, start_step = resume_point(backup_position(backup_dir), steps_per_epoch,
+                                           batch_level)
+    resumed = bool(start_epoch or start_step)
+    if resumed:
+        logging.info("resumed from epoch %d, step %d of %s", start_epoch + 1, start_step,
+                     model_dir)
+    meter = ThroughputMeter(t.batch_size, steps_per_epoch, start_step)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
+            str(backup_dir), delete_checkpoint=False,
+            save_freq=min(t.checkpoint_every_steps, steps_per_epoch) if batch_level else "epoch"),
+        keras.callbacks.ModelCheckpoint(str(model_dir / "checkpoints" / "ckpt-{epoch:04d}"),
+                                        save_weights_only=True),
+        keras.callbacks.TensorBoard(str(model_dir / "logs"), profile_batch=0),
+        meter,
+    ]
+    tty = sys.stdout.isatty()
+    if not tty:
+        callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
+
+    started = time.time()
+    if start_epoch < t.epochs:
+        trainable.fit(train_batches, epochs=t.epochs, steps_per_epoch=steps_per_epoch,
+                      validation_data=eval_batches, callbacks=callbacks, verbose=1 if tty else 0)
+    results = trainable.evaluate(eval_batches, return_dict=True, verbose=0)
+    digest = weights_digest(trainable)
+    logging.info("final weights digest %s", digest)
+
+    metrics = {
+        "model": cfg.model_name,
+        **{k: float(v) for k, v in results.items()},
+        "examples_per_sec": meter.examples_per_sec(),
+        "throughput_includes_warmup": meter.includes_warmup(),
+        "wall_time_s": round(time.time() - started, 3),
+        "strategy": strategy_name,
+        "strategy_reason": why,
+        "replicas": replicas,
+        "epochs": t.epochs,
+        "global_batch_size": t.batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "train_examples": info.train_examples,
+        "eval_examples": info.eval_examples,
+        "resumed_from": {"epoch": start_epoch + 1, "step": start_step} if resumed else None,
+        "weights_sha256": digest,
+        "tensorflow": tf.__version__,
+    }
+    if chief:
+        write_atomic(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    logging.info("accuracy %.4f, %.0f examples/s, %.1f s; wrote %s", metrics.get("accuracy", 0),
+                 metrics["examples_per_sec"] or 0, metrics["wall_time_s"], model_dir)
+    return metrics
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; flags take the form --name=value",
+              file=sys.stderr)
+        sys.exit(2)
+    try:
+        cfg = config_from_flags()
+        run(cfg, FLAGS.model_dir or os.path.join("runs", cfg.model_name))
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        sys.exit(130)
+
+
+def entry_point():
+    """Console entry: quiet TensorFlow's C++ logs unless asked, then run absl's app."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    entry_point()
