@@ -91,7 +91,7 @@ def load(cfg, task: str):
         raise ConfigError(f"dataset {cfg.data.dataset!r} is images; {cfg.model_name} takes "
                           f"text: {', '.join(TEXT_SCHEMES)}")
     from zoo.data import text
-    return text.load(spec, cfg.data, seed=cfg.train.seed)
+    return text.load(spec, cfg.data, getattr(cfg.model, "num_classes", 2), seed=cfg.train.seed)
 
 
 def batched(ds, batch_size: int, training: bool, *, cache: bool = True,

@@ -29,8 +29,9 @@ def network_reachable(timeout: float = 5.0) -> bool:
     return False
 
 
-def load_split(name: str, split: str, data_dir: str, task: str):
-    """(tf.data.Dataset of (features, label) pairs, tfds DatasetInfo) for one split."""
+def load_split(name: str, split: str, data_dir: str, task: str, supervised: bool = True):
+    """(tf.data.Dataset, tfds DatasetInfo) for one split: (input, label) pairs when
+    `supervised`, else feature dicts."""
     import tensorflow_datasets as tfds
 
     try:
@@ -43,10 +44,12 @@ def load_split(name: str, split: str, data_dir: str, task: str):
                 f"tfds:{name} is not in {builder.data_dir} and the network is unreachable; "
                 f"use local data instead: {LOCAL_ALTERNATIVES[task]}")
         builder.download_and_prepare()
-    supervised = builder.info.supervised_keys
-    if not supervised:
+    if supervised and not builder.info.supervised_keys:
         raise DataError(f"tfds:{name} has no (input, label) supervised keys")
-    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    try:
+        ds = builder.as_dataset(split=split, as_supervised=supervised, shuffle_files=False)
+    except (ValueError, KeyError) as e:
+        raise DataError(f"tfds:{name}: bad split {split!r}: {str(e).splitlines()[0]}")
     return ds, builder.info
 
 
