@@ -32,6 +32,8 @@ def describe(strategy) -> str:
     """The strategy's class name; the default (single-device) strategy says which device."""
     import tensorflow as tf
 
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     name = type(strategy).__name__
     if name.startswith("_Default"):
         return "OneDevice(GPU)" if tf.config.list_logical_devices("GPU") else "OneDevice(CPU)"
@@ -50,8 +52,7 @@ def choose(name: str = "auto", tpu: str = ""):
     if name == "cpu":
         tf.config.set_visible_devices([], "GPU")
     workers = cluster_size()
-    gpus = tf.config.list_logical_devices("GPU")
-    cpus = tf.config.list_logical_devices("CPU")
+    gpus = tf.config.list_physical_devices("GPU")  # physical: the runtime stays uninitialised
 
     if name == "auto":
         if tpu:
@@ -82,8 +83,10 @@ def choose(name: str = "auto", tpu: str = ""):
         if workers < 1:
             raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the cluster "
                               "(see docs/distributed.md); TF_CONFIG is unset")
-        return tf.distribute.MultiWorkerMirroredStrategy(), why
+        return tf.distribute.MultiWorkerMirroredStrategy(), why  # before any device is used
     if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        cpus = tf.config.list_logical_devices("CPU")
         devices = [d.name for d in gpus] or [d.name for d in cpus]
         if len(devices) < 2:
             raise ConfigError("--strategy=mirrored needs at least 2 devices; found "

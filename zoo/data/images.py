@@ -47,7 +47,8 @@ def fit_images(ds, shape):
 
 
 def synthetic(shape, num_classes: int, n: int, seed: int):
-    """A learnable task: each class is a bright square at its own place on a noisy background."""
+    """A learnable task: each class is a square at its own place and its own brightness band
+    on a noisy background (the brightness keeps it learnable after global pooling)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -62,7 +63,9 @@ def synthetic(shape, num_classes: int, n: int, seed: int):
         for i, k in enumerate(labels):
             top = (k // grid) * cell_h + rng.integers(0, cell_h - side_h + 1)
             left = (k % grid) * cell_w + rng.integers(0, cell_w - side_w + 1)
-            images[i, top:top + side_h, left:left + side_w] = rng.integers(180, 256)
+            band = 135 // num_classes
+            images[i, top:top + side_h, left:left + side_w] = rng.integers(
+                120 + k * band, 120 + (k + 1) * band)
         return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
 
     n_eval = max(16, n // 4)
@@ -200,13 +203,10 @@ def tfds_images(spec: DatasetSpec, data_cfg, shape):
     """A TFDS image classification dataset (e.g. mnist, cats_vs_dogs)."""
     from zoo.data import tfds_source
 
-    train_split = spec.split or data_cfg.train_split
-    train, info = tfds_source.load_split(spec.location, train_split, data_cfg.data_dir,
-                                         "image_classification")
-    evaluation, _ = tfds_source.load_split(spec.location, data_cfg.eval_split,
-                                           data_cfg.data_dir, "image_classification")
+    train, evaluation, info, (n_train, n_eval) = tfds_source.load(
+        spec.location, spec.split or data_cfg.train_split, data_cfg.eval_split,
+        data_cfg.data_dir, "image_classification")
     label = info.features[info.supervised_keys[1]]
     names = list(getattr(label, "names", None) or [str(k) for k in range(label.num_classes)])
-    dinfo = DatasetInfo(label.num_classes, names, tfds_source.split_size(info, train_split),
-                        tfds_source.split_size(info, data_cfg.eval_split), f"tfds:{spec.location}")
+    dinfo = DatasetInfo(label.num_classes, names, n_train, n_eval, f"tfds:{spec.location}")
     return fit_images(train, shape), fit_images(evaluation, shape), dinfo

@@ -135,20 +135,17 @@ def tfds_text(spec: DatasetSpec, data_cfg):
     import tensorflow as tf
     from zoo.data import tfds_source
 
-    train_split = spec.split or data_cfg.train_split
     eval_split = data_cfg.eval_split
     if spec.location.startswith("glue/") and eval_split == "test":
         eval_split = "validation"  # GLUE's test labels are hidden (-1)
-    datasets = []
-    for split in (train_split, eval_split):
-        ds, info = tfds_source.load_split(spec.location, split, data_cfg.data_dir,
-                                          "text_classification", supervised=False)
-        keys = list(info.features.keys())
-        text_key = _pick(keys, TEXT_COLUMNS, "text", f"tfds:{spec.location}")
-        label_key = _pick(keys, LABEL_COLUMNS, "label", f"tfds:{spec.location}")
-        datasets.append(ds.map(lambda ex: (ex[text_key], tf.cast(ex[label_key], tf.int32))))
+    train, evaluation, info, (n_train, n_eval) = tfds_source.load(
+        spec.location, spec.split or data_cfg.train_split, eval_split, data_cfg.data_dir,
+        "text_classification", supervised=False)
+    keys = list(info.features.keys())
+    text_key = _pick(keys, TEXT_COLUMNS, "text", f"tfds:{spec.location}")
+    label_key = _pick(keys, LABEL_COLUMNS, "label", f"tfds:{spec.location}")
+    pairs = lambda ex: (ex[text_key], tf.cast(ex[label_key], tf.int32))
     label = info.features[label_key]
-    dinfo = DatasetInfo(label.num_classes, list(label.names),
-                        tfds_source.split_size(info, train_split),
-                        tfds_source.split_size(info, eval_split), f"tfds:{spec.location}")
-    return datasets[0], datasets[1], dinfo
+    dinfo = DatasetInfo(label.num_classes, list(label.names), n_train, n_eval,
+                        f"tfds:{spec.location}")
+    return train.map(pairs), evaluation.map(pairs), dinfo

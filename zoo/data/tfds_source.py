@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from absl import logging
+
 from zoo.data import DataError
 
 PROBE_HOSTS = ("storage.googleapis.com",)
@@ -29,9 +31,14 @@ def network_reachable(timeout: float = 5.0) -> bool:
     return False
 
 
-def load_split(name: str, split: str, data_dir: str, task: str, supervised: bool = True):
-    """(tf.data.Dataset, tfds DatasetInfo) for one split: (input, label) pairs when
-    `supervised`, else feature dicts."""
+def load(name: str, train_split: str, eval_split: str, data_dir: str, task: str,
+         supervised: bool = True):
+    """(train_ds, eval_ds, tfds info, (train_examples, eval_examples)).
+
+    Datasets yield (input, label) pairs when `supervised`, else feature dicts. A dataset with
+    no `eval_split` (cats_vs_dogs has only `train`) holds out the last 20% of the training
+    split instead, and says so.
+    """
     import tensorflow_datasets as tfds
 
     try:
@@ -46,18 +53,22 @@ def load_split(name: str, split: str, data_dir: str, task: str, supervised: bool
         builder.download_and_prepare()
     if supervised and not builder.info.supervised_keys:
         raise DataError(f"tfds:{name} has no (input, label) supervised keys")
-    try:
-        ds = builder.as_dataset(split=split, as_supervised=supervised, shuffle_files=False)
-    except (ValueError, KeyError) as e:
-        raise DataError(f"tfds:{name}: bad split {split!r}: {str(e).splitlines()[0]}")
-    return ds, builder.info
+    if eval_split.split("[")[0] not in builder.info.splits and "[" not in train_split:
+        logging.info("tfds:%s has no %r split; evaluating on the last 20%% of %r", name,
+                     eval_split, train_split)
+        train_split, eval_split = f"{train_split}[:80%]", f"{train_split}[80%:]"
+    datasets, sizes = [], []
+    for split in (train_split, eval_split):
+        try:
+            datasets.append(builder.as_dataset(split=split, as_supervised=supervised,
+                                               shuffle_files=False))
+            sizes.append(builder.info.splits[split].num_examples)
+        except (ValueError, KeyError) as e:
+            raise DataError(f"tfds:{name}: bad split {split!r}: {str(e).splitlines()[0]}")
+    return datasets[0], datasets[1], builder.info, tuple(sizes)
 
 
 def _prepared(builder) -> bool:
     import tensorflow as tf
     return tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json"))
 
-
-def split_size(info, split: str) -> int:
-    """Number of examples in a (possibly sliced, e.g. 'train[:80%]') TFDS split."""
-    return info.splits[split].num_examples

@@ -1,0 +1,63 @@
+"""Shared test helpers: the real-data folder beside the repo, CLI runs, small data writers."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test that trains for more than ~30 seconds")
+
+
+def shared_path(*parts) -> Path:
+    """A path under ../shared, or a clean skip when the folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+def cli_env(**extra) -> dict:
+    """Environment for a `python -m ...` subprocess: the repo importable, offline, quiet."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args, timeout=300, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """Runs `python -m <args>` and returns the completed process (text output)."""
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env or cli_env(), cwd=cwd or REPO)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_mnist(count: int | None = None):
+    """(images uint8 [N,28,28], labels) of the real MNIST test set in ../shared."""
+    from zoo.data.images import read_idx
+    directory = shared_path("data", "mnist")
+    images = read_idx(directory / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(directory / "t10k-labels-idx1-ubyte.gz")
+    return images[:count], labels[:count]
+
+
+def write_png(path: Path, image: np.ndarray):
+    """Writes an HxWxC uint8 array as a PNG file."""
+    import tensorflow as tf
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_png(image).numpy())

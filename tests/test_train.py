@@ -1,0 +1,177 @@
+"""End-to-end training: learning, artifacts, resume after SIGKILL, strategies, real data."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, cli_env, free_port, read_mnist, run_cli, shared_path, write_png
+from zoo import registry
+from zoo.config import ConfigError, load_config
+from zoo.train import run
+
+TINY_MNIST = ["data.dataset=synthetic", "data.synthetic_examples=1024", "train.batch_size=32",
+              "train.epochs=3", "model.conv_filters=[16, 32]", "model.dense_units=32",
+              "train.learning_rate=0.003", "model.batch_norm=false"]
+
+
+def test_classic_overrides_build_exactly_the_tutorial_network():
+    model = registry.create_model("mnist_cnn", conv_filters=[32], dense_units=128, dropout=0,
+                                  batch_norm=False, augment=False)
+    kinds = [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers]
+    assert kinds == [("InputLayer", (28, 28, 1)), ("Rescaling", (28, 28, 1)),
+                     ("Conv2D", (26, 26, 32)), ("MaxPooling2D", (13, 13, 32)),
+                     ("Flatten", (5408,)), ("Dense", (128,)), ("Dense", (10,)),
+                     ("Activation", (10,))]
+    assert model.inputs[0].dtype.name == "uint8"
+    assert model.count_params() == 320 + 5408 * 128 + 128 + 1290
+
+
+def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):
+    cfg = load_config("mnist_cnn", overrides=TINY_MNIST)
+    metrics = run(cfg, tmp_path)
+    assert metrics["accuracy"] > 0.6  # 10 classes: chance is 0.1
+    assert metrics["examples_per_sec"] > 0 and metrics["strategy"] == "OneDevice(CPU)"
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["accuracy"] == metrics["accuracy"] and on_disk["wall_time_s"] > 0
+    assert (tmp_path / "checkpoints" / "ckpt-0003.index").is_file()
+    assert (tmp_path / "checkpoints" / "checkpoint").is_file()
+    assert list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
+    assert (tmp_path / "config.yaml").is_file()
+    assert (tmp_path / "assets" / "labels.txt").read_text().split() == [str(k) for k in range(10)]
+
+
+def test_imgcls_learns_synthetic_images(tmp_path):
+    cfg = load_config("imgcls", overrides=[
+        "data.dataset=synthetic", "data.synthetic_examples=1024", "model.image_size=48",
+        "model.conv_filters=[16, 32]", "model.dense_units=32", "train.batch_size=32",
+        "train.epochs=6", "train.learning_rate=0.005", "model.dropout=0", "model.augment=false",
+        "model.batch_norm=false"])
+    metrics = run(cfg, tmp_path)
+    assert metrics["accuracy"] > 0.8  # binary: chance is 0.5
+
+
+def test_model_dir_of_another_run_is_refused(tmp_path):
+    cfg = load_config("mnist_cnn", overrides=TINY_MNIST + ["train.epochs=1"])
+    run(cfg, tmp_path)
+    other = load_config("imgcls", overrides=["data.dataset=synthetic"])
+    with pytest.raises(ConfigError, match="holds a run of model 'mnist_cnn', not 'imgcls'"):
+        run(other, tmp_path)
+    wider = load_config("mnist_cnn", overrides=TINY_MNIST + ["model.dense_units=64"])
+    with pytest.raises(ConfigError, match="holds a run with model.dense_units=32, not 64"):
+        run(wider, tmp_path)
+
+
+def test_batch_size_must_split_over_replicas(tmp_path):
+    result = run_cli("zoo.train", "--model=mnist_cnn", "--dataset=synthetic", "--batch_size=33",
+                     "--strategy=mirrored", "--set", "train.cpu_devices=2",
+                     f"--model_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: train.batch_size=33 is not divisible by the 2 replicas of MirroredStrategy")
+
+
+def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_backup(tmp_path):
+    args = ["zoo.train", "--model=mnist_cnn", f"--model_dir={tmp_path}", "--dataset=synthetic",
+            "--epochs=3", "--steps_per_epoch=120", "--batch_size=16",
+            "--set", "train.checkpoint_every_steps=20", "--set", "train.log_every_steps=10",
+            "--set", "model.conv_filters=[8]", "--set", "model.dense_units=16"]
+    proc = subprocess.Popen([sys.executable, "-m", *args], stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), cwd=REPO)
+    for line in proc.stderr:
+        if "epoch 2/3 step 90/120" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "metrics.json").exists()
+
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"resumed from epoch (\d+), step (\d+) of (\S+)", result.stderr)
+    assert match, result.stderr
+    epoch, step = int(match[1]), int(match[2])
+    assert match[3] == str(tmp_path)
+    assert epoch == 2 and 60 <= step <= 100 and step % 20 == 0
+    assert "epoch 1/3 step" not in result.stderr  # the first epoch is not trained again
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["resumed_from"] == {"epoch": epoch, "step": step}
+
+    again = run_cli(*args)  # a finished run resumes past its last epoch: nothing to train
+    assert "resumed from epoch 4, step 0" in again.stderr and "epoch 3/3 step" not in again.stderr
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    result = run_cli("zoo.train", "--model=mnist_cnn", f"--model_dir={tmp_path}",
+                     "--strategy=mirrored", *[f"--set={s}" for s in TINY_MNIST],
+                     "--set=train.cpu_devices=2")
+    assert result.returncode == 0, result.stderr
+    assert "strategy: MirroredStrategy with 2 replica(s)" in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["accuracy"] > 0.6
+
+
+def test_two_worker_multi_worker_mirrored_ends_with_identical_weights(tmp_path):
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "zoo.train", "--model=mnist_cnn",
+             f"--model_dir={tmp_path / 'run'}", *[f"--set={s}" for s in TINY_MNIST]],
+            stderr=subprocess.PIPE, text=True, env=cli_env(TF_CONFIG=tf_config), cwd=REPO))
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log
+        assert "strategy: MultiWorkerMirroredStrategy with 2 replica(s), because TF_CONFIG " \
+               "names 2 workers" in log
+    digests = [re.search(r"final weights digest (\w+)", log)[1] for log in logs]
+    assert digests[0] == digests[1]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["weights_sha256"] == digests[0] and metrics["accuracy"] > 0.6
+
+
+def write_digit_folders(root, images, labels, keep=(3, 8)):
+    """3s and 8s as RGB PNGs of different sizes in train/ and validation/ class folders."""
+    rng = np.random.default_rng(0)
+    import tensorflow as tf
+    chosen = [i for i in range(len(labels)) if labels[i] in keep]
+    split_at = int(len(chosen) * 0.8)
+    for n, i in enumerate(chosen):
+        size = int(rng.integers(28, 64))
+        image = tf.image.resize(images[i][..., None], (size, size)).numpy()
+        rgb = np.repeat(np.clip(image, 0, 255).astype(np.uint8), 3, axis=-1)
+        split = "train" if n < split_at else "validation"
+        write_png(root / split / f"digit{labels[i]}" / f"{i}.png", rgb)
+
+
+def test_imgcls_on_real_digit_images_from_class_folders(tmp_path):
+    images, labels = read_mnist()
+    write_digit_folders(tmp_path / "digits", images, labels)
+    cfg = load_config("imgcls", overrides=[
+        f"data.dataset=folder:{tmp_path / 'digits'}", "model.image_size=48",
+        "model.conv_filters=[16, 32, 64]", "model.dense_units=64", "train.epochs=5",
+        "train.batch_size=32"])
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["train_examples"] > 200
+    assert metrics["accuracy"] >= 0.95
+    assert (tmp_path / "run" / "assets" / "labels.txt").read_text().split() == ["digit3",
+                                                                                  "digit8"]
+
+
+@pytest.mark.slow
+def test_default_mnist_cnn_beats_the_classic_convnet_on_real_digits(tmp_path):
+    directory = shared_path("data", "mnist")
+    cfg = load_config("mnist_cnn", overrides=[
+        f"data.dataset=idx:{directory}", "data.train_split=t10k[:8000]",
+        "data.eval_split=t10k[8000:]"])
+    metrics = run(cfg, tmp_path)
+    print(f"mnist_cnn default on real digits: accuracy {metrics['accuracy']:.4f}, "
+          f"{metrics['wall_time_s']:.1f} s, {metrics['examples_per_sec']:.0f} examples/s")
+    assert metrics["eval_examples"] == 2000 and metrics["train_examples"] == 8000
+    assert metrics["accuracy"] >= 0.990
