@@ -14,10 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a test that trains for more than ~30 seconds")
-
-
 def shared_path(*parts) -> Path:
     """A path under ../shared, or a clean skip when the folder is absent."""
     path = SHARED.joinpath(*parts)

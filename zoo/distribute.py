@@ -73,7 +73,7 @@ def choose(name: str = "auto", tpu: str = ""):
             raise ConfigError("--strategy=tpu needs --tpu=ADDRESS (or TPU_NAME); none was given")
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-                tpu="" if tpu == "local" else tpu)
+                tpu=tpu)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
