@@ -1,6 +1,8 @@
 """Training callbacks: throughput measurement and progress lines for logs."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 
 import tf_keras as keras
@@ -65,3 +67,39 @@ class ProgressLogger(keras.callbacks.Callback):
 
 def _fmt(logs) -> str:
     return " ".join(f"{k}={float(v):.4f}" for k, v in (logs or {}).items())
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """On SIGTERM or SIGINT: finish the current step, write a backup, stop training.
+
+    `stopped_at` is the (epoch, batch) of the backup; `signal` the signal that asked."""
+
+    def __init__(self, backup: keras.callbacks.BackupAndRestore):
+        super().__init__()
+        self.backup = backup
+        self.signal = None
+        self.stopped_at = None
+        self._epoch = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Routes SIGTERM and SIGINT to this callback while the block runs."""
+        previous = {s: signal.signal(s, self._ask) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _ask(self, signum, frame):
+        self.signal = signum
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signal and not self.stopped_at:
+            # BackupAndRestore's own save routine (tf-keras 2.21), at this exact batch
+            self.backup._backup(epoch=self._epoch, batch=batch)
+            self.stopped_at = (self._epoch, batch)
+            self.model.stop_training = True

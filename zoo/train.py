@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
 from zoo.data import DataError
+from zoo.resume import ResumeError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
@@ -76,30 +77,6 @@ def write_atomic(path: Path, text: str):
     os.replace(tmp, path)
 
 
-def backup_position(backup_dir: Path) -> tuple[int, int] | None:
-    """(epoch, batch) saved in the latest BackupAndRestore checkpoint, or None."""
-    import tensorflow as tf
-
-    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
-    if not latest:
-        return None
-    reader = tf.train.load_checkpoint(latest)
-    value = lambda name: int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
-    return value("ckpt_saved_epoch"), value("ckpt_saved_batch")
-
-
-def resume_point(position, steps_per_epoch: int, batch_level: bool) -> tuple[int, int]:
-    """(initial epoch, initial step) the way BackupAndRestore continues from `position`."""
-    if position is None:
-        return 0, 0
-    epoch, batch = position
-    if not batch_level or batch < 0:
-        return epoch + 1, 0
-    if batch >= steps_per_epoch - 1:
-        return epoch + 1, 0
-    return epoch, batch + 1
-
-
 def weights_digest(model) -> str:
     """SHA-256 over all weights: equal digests mean bit-identical models."""
     import hashlib
@@ -136,6 +113,15 @@ def make_optimizer(cfg, total_steps: int):
     return keras.optimizers.RMSprop(lr, weight_decay=decay)
 
 
+def track_random_state(model):
+    """Adds the random layers' generator states (dropout, augmentation) to the model's
+    checkpoints, which tf-keras leaves out, so a resumed run draws what an uninterrupted one
+    would have drawn. Needs `enable_tf_random_generator()` before the model is built."""
+    model.random_states = [
+        layer._random_generator._generator for layer in model.submodules
+        if getattr(getattr(layer, "_random_generator", None), "_generator", None) is not None]
+
+
 def split_preprocessing(model):
     """(preprocess layer or None, model to train).
 
@@ -161,9 +147,11 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     import tensorflow as tf
     import tf_keras as keras
     from zoo import data
-    from zoo.callbacks import ProgressLogger, ThroughputMeter
+    from zoo import resume
+    from zoo.callbacks import GracefulStop, ProgressLogger, ThroughputMeter
 
     keras.utils.set_random_seed(t.seed)
+    keras.backend.experimental.enable_tf_random_generator()  # see track_random_state
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -214,6 +202,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         if entry.load_pretrained:
             entry.load_pretrained(model, cfg.model)
         preprocess, trainable = split_preprocessing(model)
+        track_random_state(trainable)
         binary = trainable.output_shape[-1] == 1
         trainable.compile(
             optimizer=make_optimizer(cfg, t.epochs * steps_per_epoch),
@@ -222,37 +211,49 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
                      else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
 
+    start = resume.find(model_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
+    if start.weights:
+        trainable.load_weights(start.weights)
+    if start.resumed:
+        logging.info("resumed from epoch %d, step %d of %s", start.epoch + 1, start.step,
+                     model_dir)
+
     pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess)
     train_batches = data.batched(train_ds, t.batch_size, True, repeat=True,
                                  shuffle_buffer=cfg.data.shuffle_buffer, **pipeline)
+    # the batches an uninterrupted run would see next
+    train_batches = train_batches.skip(start.epoch * steps_per_epoch + start.step)
     eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
 
-    backup_dir = model_dir / "backup"
-    batch_level = t.checkpoint_every_steps > 0
-    start_epoch, start_step = resume_point(backup_position(backup_dir), steps_per_epoch,
-                                           batch_level)
-    resumed = bool(start_epoch or start_step)
-    if resumed:
-        logging.info("resumed from epoch %d, step %d of %s", start_epoch + 1, start_step,
-                     model_dir)
-    meter = ThroughputMeter(t.batch_size, steps_per_epoch, start_step)
+    backup = keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
+        str(model_dir / "backup"), delete_checkpoint=False,
+        save_freq=(max(1, min(t.checkpoint_every_steps, steps_per_epoch) // t.steps_per_execution)
+                   if t.checkpoint_every_steps else "epoch"))
+    meter = ThroughputMeter(t.batch_size, steps_per_epoch, start.step)
+    stopper = GracefulStop(backup)
     callbacks = [
-        keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
-            str(backup_dir), delete_checkpoint=False,
-            save_freq=min(t.checkpoint_every_steps, steps_per_epoch) if batch_level else "epoch"),
+        backup,
         keras.callbacks.ModelCheckpoint(str(model_dir / "checkpoints" / "ckpt-{epoch:04d}"),
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(str(model_dir / "logs"), profile_batch=0),
         meter,
     ]
+    if t.checkpoint_every_steps and not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # a mid-epoch backup needs batch-level backups; a signal reaches one worker only
+        callbacks.append(stopper)
     tty = sys.stdout.isatty()
     if not tty:
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
 
     started = time.time()
-    if start_epoch < t.epochs:
-        trainable.fit(train_batches, epochs=t.epochs, steps_per_epoch=steps_per_epoch,
-                      validation_data=eval_batches, callbacks=callbacks, verbose=1 if tty else 0)
+    if start.epoch < t.epochs:
+        with stopper.installed():
+            trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
+                          steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
+                          callbacks=callbacks, verbose=1 if tty else 0)
+        if stopper.stopped_at:
+            raise Stopped(stopper.signal, *stopper.stopped_at, model_dir)
     results = trainable.evaluate(eval_batches, return_dict=True, verbose=0)
     digest = weights_digest(trainable)
     logging.info("final weights digest %s", digest)
@@ -271,7 +272,8 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "steps_per_epoch": steps_per_epoch,
         "train_examples": info.train_examples,
         "eval_examples": info.eval_examples,
-        "resumed_from": {"epoch": start_epoch + 1, "step": start_step} if resumed else None,
+        "resumed_from": ({"epoch": start.epoch + 1, "step": start.step} if start.resumed
+                         else None),
         "weights_sha256": digest,
         "tensorflow": tf.__version__,
     }
@@ -282,21 +284,64 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     return metrics
 
 
+class Stopped(Exception):
+    """Training stopped on a signal after writing a backup."""
+
+    def __init__(self, signum, epoch, step, model_dir):
+        import signal
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, step "
+                         f"{step + 1}: backup written to {model_dir / 'backup'}; rerun the same "
+                         "command to resume")
+
+
+DISK_ERRORS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def failure_message(error: BaseException, model_dir: str) -> str | None:
+    """A one-line explanation of a run-time failure the user can act on, or None."""
+    text = str(error)
+    reason = next((r for r in DISK_ERRORS if r in text), None)
+    if reason:
+        return (f"can't write to {model_dir}: {reason}; the last complete checkpoint is kept: "
+                "free space and rerun the same command to resume")
+    tf = sys.modules.get("tensorflow")
+    from zoo.distribute import cluster_size
+    lost_peer = tf and isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,
+                                          tf.errors.DeadlineExceededError,
+                                          tf.errors.AbortedError, tf.errors.InternalError))
+    if lost_peer and cluster_size() > 1:
+        first = text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+        return ("a worker of the multi-worker cluster stopped answering (" + first + "); "
+                f"restart every worker with the same command to resume from {model_dir}")
+    return None
+
+
 def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}; flags take the form --name=value",
               file=sys.stderr)
         sys.exit(2)
+    model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.model or "")
     try:
-        cfg = config_from_flags()
-        run(cfg, FLAGS.model_dir or os.path.join("runs", cfg.model_name))
-    except (ConfigError, DataError) as e:
+        run(config_from_flags(), model_dir)
+    except (ConfigError, DataError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last checkpoint",
               file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        message = failure_message(e, model_dir)
+        if message is None:
+            raise
+        logging.info("failure: %r", e)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def entry_point():

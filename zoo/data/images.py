@@ -138,10 +138,19 @@ def _split_dir(root: Path, split: str) -> tuple[Path, str, str]:
 
 
 def _check_image(path: Path):
+    """Refuses a file that is not an image or is cut short (a cheap look at both ends)."""
     with open(path, "rb") as f:
         head = f.read(8)
-    if not any(head.startswith(magic) for magic in _MAGIC):
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 12))
+        tail = f.read()
+    kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
+    if kind is None:
         raise DataError(f"{path}: not a JPEG, PNG, BMP or GIF image")
+    complete = {"PNG": b"IEND" in tail, "JPEG": b"\xff\xd9" in tail,
+                "GIF": tail.endswith(b";"), "BMP": True}[kind]
+    if not complete:
+        raise DataError(f"{path}: can't decode: truncated {kind} file ({size} bytes)")
 
 
 def list_images(directory: Path, class_names: list[str] | None = None):
