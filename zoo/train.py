@@ -51,23 +51,33 @@ def config_from_flags() -> ExperimentConfig:
     return load_config(FLAGS.model, FLAGS.config, overrides)
 
 
-def check_model_dir(model_dir: Path, cfg: ExperimentConfig):
-    """Refuses a model_dir that holds a run of another model or model config."""
+def saved_run(model_dir: Path, model_name: str) -> dict | None:
+    """The model section of the run already in `model_dir`; another model's run is refused."""
     saved_path = model_dir / CONFIG_FILE
     if not saved_path.is_file():
-        return
+        return None
     import yaml
-    saved = yaml.safe_load(saved_path.read_text()) or {}
-    new = cfg.to_dict()
-    saved_model = saved.get("model") or {}
-    if saved_model.get("name") != cfg.model_name:
-        raise ConfigError(f"{model_dir} holds a run of model {saved_model.get('name')!r}, not "
-                          f"{cfg.model_name!r}; choose another --model_dir")
-    for key, value in new["model"].items():
-        if value != "" and saved_model.get(key, value) != value:  # "" = filled in by prepare
+    saved = (yaml.safe_load(saved_path.read_text()) or {}).get("model") or {}
+    if saved.get("name") != model_name:
+        raise ConfigError(f"{model_dir} holds a run of model {saved.get('name')!r}, not "
+                          f"{model_name!r}; choose another --model_dir")
+    return saved
+
+
+def check_same_model(model_dir: Path, saved: dict, model_cfg):
+    """Refuses to continue a run whose model config differs; `*_file` assets compare by
+    content (a vocabulary learned again from the same data is the same vocabulary)."""
+    import dataclasses
+    for key, value in dataclasses.asdict(model_cfg).items():
+        old = saved.get(key)
+        if key.endswith("_file") and old and value and Path(old).is_file():
+            same = Path(value).is_file() and Path(old).read_bytes() == Path(value).read_bytes()
+        else:
+            same = old == value
+        if not same:
             raise ConfigError(
-                f"{model_dir} holds a run with model.{key}={saved_model.get(key)!r}, not "
-                f"{value!r}; choose another --model_dir or drop the override")
+                f"{model_dir} holds a run with model.{key}={old!r}, not {value!r}; choose "
+                "another --model_dir or drop the override")
 
 
 def write_atomic(path: Path, text: str):
@@ -138,7 +148,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     """Trains `cfg` into `model_dir` (resuming if a backup is there); returns the metrics."""
     model_dir = Path(model_dir)
     entry = registry.get(cfg.model_name)
-    check_model_dir(model_dir, cfg)
+    saved = saved_run(model_dir, cfg.model_name)
 
     t = cfg.train
     from zoo import distribute
@@ -188,13 +198,19 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
 
     import tempfile
     model_dir.mkdir(parents=True, exist_ok=True)
-    assets_dir = model_dir / "assets" if chief else Path(tempfile.mkdtemp(prefix="zoo-assets-"))
+    fresh = chief and saved is None  # only a fresh run's chief writes model_dir/assets
+    assets_dir = model_dir / "assets" if fresh else Path(tempfile.mkdtemp(prefix="zoo-assets-"))
     assets_dir.mkdir(exist_ok=True)
-    if chief:
-        write_atomic(assets_dir / "labels.txt", "\n".join(info.class_names) + "\n")
     if entry.prepare:
         cfg.model = entry.prepare(cfg.model, train_ds, assets_dir)
+    if saved is not None:
+        check_same_model(model_dir, saved, cfg.model)
+        for key in saved:  # keep the run's own assets
+            if key.endswith("_file"):
+                setattr(cfg.model, key, saved[key])
     if chief:
+        (model_dir / "assets").mkdir(exist_ok=True)
+        write_atomic(model_dir / "assets" / "labels.txt", "\n".join(info.class_names) + "\n")
         write_atomic(model_dir / CONFIG_FILE, cfg.to_yaml())
 
     with strategy.scope():
