@@ -109,7 +109,7 @@ def client_inputs(source, inputs: np.ndarray) -> np.ndarray:
 def write_saved_model(source, path: Path, warmup_inputs: np.ndarray):
     """Writes the SavedModel with its labels asset and warmup requests to `path`."""
     module = serving_module(source)
-    labels_file = path.parent / f"{path.name}.labels.txt"
+    labels_file = path.parent / "labels.txt"  # beside `path`: saving copies it into assets/
     labels_file.write_text("\n".join(source.labels) + "\n")
     module.labels = tf.saved_model.Asset(str(labels_file))
     signatures = {"serving_default": module.serve_default, "serving_tensor": module.serve_tensor}
