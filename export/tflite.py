@@ -65,6 +65,11 @@ def convert(source, quantization: str, calibration: dict, tokens: bool = False,
         converter.representative_dataset = representative
     if quantization == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Per-tensor weight scales: per-channel ones cost a float scale and an int64 zero
+        # point per output channel (8.8 KB, 7% of MNIST's int8 file) for no accuracy gained
+        # there; the accuracy gate catches a model that needs them. The converter has no
+        # public switch for this.
+        converter._experimental_disable_per_channel = True
         if not tokens and not source.is_text:
             converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
