@@ -83,6 +83,8 @@ def main(argv):
         fail(e, 2)
     except AccuracyGateError as e:
         fail(e, 1)
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was published", 130)
     print(f"published {manifest['model']} version {manifest['version']} to {FLAGS.out}")
 
 

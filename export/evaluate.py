@@ -98,7 +98,7 @@ def table(entries: list[dict]) -> str:
              f"{'latency_us':>11}  sha256"
     rows = [header]
     for e in entries:
-        rows.append(f"{e['name']:34} {e.get('bytes', 0):>10} {e['accuracy']:>9.4f} "
+        rows.append(f"{e['name']:34} {e.get('bytes', '-'):>10} {e['accuracy']:>9.4f} "
                     f"{e['accuracy_delta']:>+8.4f} {e['max_abs_diff']:>10.2e} "
                     f"{e['median_latency_us']:>11.1f}  {e.get('sha256', '')[:12]}")
     return "\n".join(rows)
