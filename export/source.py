@@ -1,0 +1,78 @@
+"""What an export starts from: a trained model with its labels, assets and data."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from zoo.config import ConfigError
+
+
+class ExportError(ValueError):
+    """Bad export request (missing model_dir, no checkpoint, version taken); one line."""
+
+
+@dataclasses.dataclass
+class Source:
+    """A trained end-to-end model plus what its artifacts need.
+
+    `train_ds`/`eval_ds` are unbatched `(input, label)` datasets; `assets` are files shipped
+    beside the TFLite models (vocabularies), `labels` the class names.
+    """
+    name: str
+    task: str
+    model: object
+    labels: list[str]
+    train_ds: object
+    eval_ds: object
+    assets: list[Path] = dataclasses.field(default_factory=list)
+    export_cfg: object = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.task == "text_classification"
+
+    def parts(self):
+        """(preprocessor or None, core): the core maps what the preprocessor yields to probs."""
+        from zoo.train import split_preprocessing
+        return split_preprocessing(self.model)
+
+
+def load(model_dir: str | Path, dataset: str | None = None) -> Source:
+    """Rebuilds the model in `model_dir` from its config.yaml and latest checkpoint."""
+    import yaml
+    from zoo import registry
+    from zoo.config import config_from_dict, set_field, validate
+
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ExportError(f"{model_dir} is not a trained model_dir (no config.yaml)")
+    cfg = config_from_dict(yaml.safe_load(config_path.read_text()) or {}, str(config_path))
+    if dataset:
+        set_field(cfg.data, "data", "dataset", dataset)
+        validate(cfg)
+
+    import tensorflow as tf
+    from zoo import data
+    from zoo.train import split_preprocessing
+
+    checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    if not checkpoint:
+        raise ExportError(f"no checkpoint in {model_dir / 'checkpoints'}; train the model first")
+    entry = registry.get(cfg.model_name)
+    model = entry.build(cfg.model)
+    _, trainable = split_preprocessing(model)
+    trainable.load_weights(checkpoint).expect_partial()
+
+    assets_dir = model_dir / "assets"
+    labels_path = assets_dir / "labels.txt"
+    if not labels_path.is_file():
+        raise ExportError(f"no {labels_path}; the training run writes it")
+    labels = labels_path.read_text().splitlines()
+    train_ds, eval_ds, info = data.load(cfg, entry.task)
+    if info.num_classes != len(labels):
+        raise ConfigError(f"{cfg.data.dataset} has {info.num_classes} classes but the model was "
+                          f"trained on {len(labels)} ({labels_path})")
+    assets = sorted(p for p in assets_dir.iterdir() if p.is_file() and p != labels_path)
+    return Source(cfg.model_name, entry.task, model, labels, train_ds, eval_ds, assets,
+                  cfg.export)
