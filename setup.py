@@ -15,6 +15,8 @@ setup(
         "tensorflow-text==2.21.1",
         "tensorflow-datasets==4.9.10",
         "importlib_resources==7.1.0",  # tensorflow-datasets imports it to download, undeclared
+        "ai-edge-litert==2.3.0",  # LiteRT runs and evaluates the .tflite files
+        "tensorflow-serving-api==2.21.0",  # PredictionLog protos: warmup records, models.config
         "absl-py==2.5.1",
         "PyYAML==6.0.3",
         "numpy==2.4.6",

@@ -57,3 +57,17 @@ def write_png(path: Path, image: np.ndarray):
     import tensorflow as tf
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tf.io.encode_png(image).numpy())
+
+
+@pytest.fixture(scope="session")
+def real_mnist_run(tmp_path_factory):
+    """(model_dir, metrics) of the default mnist_cnn trained once on the real digits: the
+    first 8,000 of the 10k test set to train, the last 2,000 to evaluate."""
+    from zoo.config import load_config
+    from zoo.train import run
+    directory = shared_path("data", "mnist")
+    cfg = load_config("mnist_cnn", overrides=[
+        f"data.dataset=idx:{directory}", "data.train_split=t10k[:8000]",
+        "data.eval_split=t10k[8000:]"])
+    model_dir = tmp_path_factory.mktemp("real_mnist")
+    return model_dir, run(cfg, model_dir)

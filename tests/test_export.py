@@ -19,8 +19,7 @@ from export.evaluate import accuracy
 from export.pipeline import AccuracyGateError, Options
 from export.source import ExportError, Source
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from conftest import REPO
 PYTHON = sys.executable
 ALL_FORMATS = ["saved_model", "tflite", "tpu", "edgetpu"]
 ALL_QUANT = list(tflite.QUANTIZATIONS)
@@ -317,13 +316,9 @@ def test_text_model_exports_with_tokenizer_in_graph(tmp_path):
 
 # --- real data ------------------------------------------------------------------------------
 
-def test_real_mnist_int8_is_small_and_accurate(tmp_path):
-    mnist = SHARED / "data" / "mnist"
-    if not mnist.is_dir():
-        pytest.skip(f"{mnist} is absent")
-    model_dir = train("mnist_cnn", tmp_path / "run", [
-        f"data.dataset=idx:{mnist}", "data.train_split=t10k[:8000]",
-        "data.eval_split=t10k[8000:]", "train.epochs=4", "train.batch_size=64"])
+@pytest.mark.slow
+def test_real_mnist_int8_is_small_and_accurate(real_mnist_run, tmp_path):
+    model_dir, _ = real_mnist_run
     src = export_source.load(model_dir)
     manifest = pipeline.run(src, tmp_path / "export",
                             Options(ALL_FORMATS, ALL_QUANT, max_accuracy_drop=0.005,

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, cli_env, free_port, read_mnist, run_cli, shared_path, write_png
+from conftest import REPO, cli_env, free_port, read_mnist, run_cli, write_png
 from zoo import registry
 from zoo.config import ConfigError, load_config
 from zoo.train import run
@@ -165,12 +165,8 @@ def test_imgcls_on_real_digit_images_from_class_folders(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_mnist_cnn_beats_the_classic_convnet_on_real_digits(tmp_path):
-    directory = shared_path("data", "mnist")
-    cfg = load_config("mnist_cnn", overrides=[
-        f"data.dataset=idx:{directory}", "data.train_split=t10k[:8000]",
-        "data.eval_split=t10k[8000:]"])
-    metrics = run(cfg, tmp_path)
+def test_default_mnist_cnn_beats_the_classic_convnet_on_real_digits(real_mnist_run):
+    _, metrics = real_mnist_run
     print(f"mnist_cnn default on real digits: accuracy {metrics['accuracy']:.4f}, "
           f"{metrics['wall_time_s']:.1f} s, {metrics['examples_per_sec']:.0f} examples/s")
     assert metrics["eval_examples"] == 2000 and metrics["train_examples"] == 8000

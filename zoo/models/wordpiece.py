@@ -1,0 +1,54 @@
+"""WordPiece vocabularies: learned from a training split with tensorflow-text's vocabulary
+tools, saved as `vocab.txt` (one token a line, the line number is the id), and read back.
+
+Text models tokenize in the graph with `tensorflow_text.FastBertTokenizer` over such a file;
+it converts to TFLite as a custom op that LiteRT runs with tensorflow-text's op registrar.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+
+
+def learn_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
+                     lower_case: bool = True) -> list[str]:
+    """A WordPiece vocabulary of at most `vocab_size` tokens (`reserved_tokens` first, in
+    order) learned from `texts`, a tf.data.Dataset of strings (batched or not)."""
+    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+
+    if texts.element_spec.shape.rank == 0:
+        texts = texts.batch(1024)
+    return bert_vocab_from_dataset.bert_vocab_from_dataset(
+        texts.prefetch(2), vocab_size=vocab_size, reserved_tokens=list(reserved_tokens),
+        bert_tokenizer_params={"lower_case": lower_case})
+
+
+def write_vocabulary(path: str | Path, tokens: list[str]):
+    """Writes `tokens` one per line (through a temporary file and a rename)."""
+    from zoo.train import write_atomic
+    write_atomic(Path(path), "".join(f"{token}\n" for token in tokens))
+
+
+def read_vocabulary(path: str | Path) -> list[str]:
+    """The tokens of a `vocab.txt`; a missing or empty file is a ConfigError naming it."""
+    from zoo.config import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"vocabulary file not found: {path}")
+    tokens = path.read_text(encoding="utf-8").splitlines()
+    if not tokens:
+        raise ConfigError(f"vocabulary file {path} is empty; expected one token per line")
+    return tokens
+
+
+def tokenizer(vocabulary: list[str], lower_case: bool):
+    """A FastBertTokenizer (BERT's basic splitting, then WordPiece) returning int32 ids,
+    unknown words as [UNK]; `lower_case` also strips accents, as BERT's uncased models do."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    return tf_text.FastBertTokenizer(vocabulary, token_out_type=tf.int32, unknown_token=UNK,
+                                     lower_case_nfd_strip_accents=lower_case,
+                                     support_detokenization=False)
