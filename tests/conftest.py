@@ -37,6 +37,20 @@ def run_cli(*args, timeout=300, env=None, cwd=None) -> subprocess.CompletedProce
                           timeout=timeout, env=env or cli_env(), cwd=cwd or REPO)
 
 
+def train_mirrored_on_two_cpus(model: str, model_dir: Path, overrides: list[str]) -> dict:
+    """Trains `model` with `python -m zoo.train` under MirroredStrategy on two logical CPUs;
+    returns its metrics after checking the strategy it logged."""
+    import json
+    result = run_cli("zoo.train", f"--model={model}", f"--model_dir={model_dir}",
+                     "--strategy=mirrored", *[f"--set={s}" for s in overrides],
+                     "--set=train.cpu_devices=2")
+    assert result.returncode == 0, result.stderr
+    assert "strategy: MirroredStrategy with 2 replica(s)" in result.stderr
+    metrics = json.loads((Path(model_dir) / "metrics.json").read_text())
+    assert metrics["replicas"] == 2
+    return metrics
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

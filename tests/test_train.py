@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, cli_env, free_port, read_mnist, run_cli, write_png
+from conftest import (REPO, cli_env, free_port, read_mnist, run_cli, train_mirrored_on_two_cpus,
+                      write_png)
 from zoo import registry
 from zoo.config import ConfigError, load_config
 from zoo.train import run
@@ -106,13 +107,8 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_backup(tmp_path):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    result = run_cli("zoo.train", "--model=mnist_cnn", f"--model_dir={tmp_path}",
-                     "--strategy=mirrored", *[f"--set={s}" for s in TINY_MNIST],
-                     "--set=train.cpu_devices=2")
-    assert result.returncode == 0, result.stderr
-    assert "strategy: MirroredStrategy with 2 replica(s)" in result.stderr
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["accuracy"] > 0.6
+    metrics = train_mirrored_on_two_cpus("mnist_cnn", tmp_path, TINY_MNIST)
+    assert metrics["accuracy"] > 0.6
 
 
 def test_two_worker_multi_worker_mirrored_ends_with_identical_weights(tmp_path):

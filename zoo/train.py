@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
 from zoo.data import DataError
+from zoo.files import write_atomic
 from zoo.resume import ResumeError
 
 FLAGS = flags.FLAGS
@@ -80,13 +81,6 @@ def check_same_model(model_dir: Path, saved: dict, model_cfg):
                 "another --model_dir or drop the override")
 
 
-def write_atomic(path: Path, text: str):
-    """Writes `text` to `path` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def weights_digest(model) -> str:
     """SHA-256 over all weights: equal digests mean bit-identical models."""
     import hashlib
@@ -99,7 +93,7 @@ def weights_digest(model) -> str:
 def make_optimizer(cfg, total_steps: int):
     """The optimizer with its learning-rate schedule (warm-up, then constant/cosine/linear)."""
     import tf_keras as keras
-    from zoo.schedules import WarmUp
+    from zoo.optimizers import LazyAdam, WarmUp
 
     t = cfg.train
     warmup = int(t.warmup_fraction * total_steps)
@@ -113,6 +107,8 @@ def make_optimizer(cfg, total_steps: int):
     decay = t.weight_decay or None
     if t.optimizer == "adam":
         return keras.optimizers.Adam(lr, weight_decay=decay)
+    if t.optimizer == "lazy_adam":
+        return LazyAdam(lr, weight_decay=decay)
     if t.optimizer == "adamw":
         opt = keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, epsilon=1e-6)
         opt.exclude_from_weight_decay(var_names=["bias", "LayerNorm", "layer_norm", "gamma",
@@ -240,6 +236,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     # the batches an uninterrupted run would see next
     train_batches = train_batches.skip(start.epoch * steps_per_epoch + start.step)
     eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
+    eval_steps = -(-info.eval_examples // t.batch_size)  # steps_per_execution needs a count
 
     backup = keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
         str(model_dir / "backup"), delete_checkpoint=False,
@@ -267,10 +264,11 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         with stopper.installed():
             trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
+                          validation_steps=eval_steps,
                           callbacks=callbacks, verbose=1 if tty else 0)
         if stopper.stopped_at:
             raise Stopped(stopper.signal, *stopper.stopped_at, model_dir)
-    results = trainable.evaluate(eval_batches, return_dict=True, verbose=0)
+    results = trainable.evaluate(eval_batches, steps=eval_steps, return_dict=True, verbose=0)
     digest = weights_digest(trainable)
     logging.info("final weights digest %s", digest)
 

@@ -25,7 +25,7 @@ def conv_stack(x, conv_filters: list[int], batch_norm: bool):
         x = layers.Conv2D(filters, 3, use_bias=not batch_norm,
                           activation=None if batch_norm else "relu")(x)
         if batch_norm:
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
     return x

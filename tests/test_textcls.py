@@ -1,0 +1,175 @@
+"""textcls: tokenizer edge cases, padding, training, reload, strategies, export to TF Serving and
+LiteRT on raw strings, and (when ../shared is there) real SST-2 accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from conftest import shared_path, train_mirrored_on_two_cpus
+from zoo import registry
+from zoo.config import ConfigError, load_config
+from zoo.models import wordpiece
+from zoo.models.text_layers import hash_ngrams
+from zoo.models.textcls import TextClsConfig, build, build_core
+from zoo.train import run
+
+VOCAB = ["[PAD]", "[UNK]", "!", ",", ".", "?", "the", "movie", "was", "great", "bad", "cafe",
+         "a", "##s", "film", "not"]
+TINY = ["data.dataset=synthetic", "data.synthetic_examples=768", "train.epochs=3",
+        "train.batch_size=32", "model.vocab_size=300", "model.embedding_dim=16",
+        "model.ngram_buckets=1000", "model.max_length=32", "train.learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_model(tmp_path_factory):
+    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    wordpiece.write_vocabulary(vocab, VOCAB)
+    return build(TextClsConfig(vocab_file=str(vocab), max_length=8))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(model_dir, metrics) of a tiny textcls trained on the synthetic text task."""
+    model_dir = tmp_path_factory.mktemp("textcls")
+    return model_dir, run(load_config("textcls", overrides=TINY), model_dir)
+
+
+def ids_of(model, texts) -> np.ndarray:
+    return model.get_layer("preprocessor")(tf.constant(texts))["token_ids"].numpy()
+
+
+def test_tokenizer_edge_cases(tokenizer_model):
+    ids = ids_of(tokenizer_model, [
+        "", "!?!", "The MOVIE was great.", "Café ñandú 中文", "the movie " * 5000, "films"])
+    assert ids.shape == (6, 8) and ids.dtype == np.int32
+    assert not ids[0].any()                                  # empty: all padding
+    assert list(ids[1][:3]) == [2, 5, 2] and not ids[1][3:].any()  # punctuation splits
+    assert list(ids[2][:5]) == [6, 7, 8, 9, 4]              # lower-cased, '.' split off
+    assert ids[3][0] == VOCAB.index("cafe")                 # accents stripped
+    assert all(t == VOCAB.index("[UNK]") for t in ids[3][1:4]) and not ids[3][4:].any()
+    assert list(ids[4]) == [6, 7] * 4                        # long input: truncated
+    assert list(ids[5][:2]) == [VOCAB.index("film"), VOCAB.index("##s")]  # WordPiece
+
+
+def cores(lengths=(6, 16), **fields):
+    """Predict functions of cores with the same weights for token ids of different lengths."""
+    configs = [TextClsConfig(max_length=n, dropout=0.0, **fields) for n in lengths]
+    built = [build_core(cfg, vocab_size=40) for cfg in configs]
+    for core in built[1:]:
+        core.set_weights(built[0].get_weights())
+
+    def predict(core, cfg):
+        def call(ids):
+            feed = {"token_ids": ids}
+            if cfg.ngrams > 1:
+                feed["ngram_ids"] = hash_ngrams(tf.constant(ids), cfg.ngrams, 40,
+                                                cfg.ngram_buckets)
+            return core(feed, training=False).numpy()
+        return call
+    return [predict(core, cfg) for core, cfg in zip(built, configs)]
+
+
+def test_padding_never_changes_a_prediction():
+    core, longer_core = cores(ngram_buckets=50)
+    ids = np.array([[5, 9, 3, 0, 0, 0]], np.int32)
+    alone = core(ids)
+    np.testing.assert_allclose(longer_core(np.pad(ids, [(0, 0), (0, 10)])), alone, atol=1e-6)
+    batch = np.array([[5, 9, 3, 0, 0, 0], [7, 7, 7, 7, 7, 7]], np.int32)
+    np.testing.assert_allclose(core(batch)[:1], alone, atol=1e-6)
+    empty = core(np.zeros((2, 6), np.int32))  # no division by zero
+    assert np.isfinite(empty).all()
+    np.testing.assert_allclose(empty.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum", "sqrt"])
+def test_every_pooling_ignores_padding(pooling):
+    core, longer_core = cores(lengths=(4, 8), pooling=pooling)
+    ids = np.array([[4, 8, 0, 0]], np.int32)
+    np.testing.assert_allclose(longer_core(np.pad(ids, [(0, 0), (0, 4)])), core(ids),
+                               atol=1e-6)
+
+
+def test_textcls_learns_and_writes_its_vocabulary(trained):
+    model_dir, metrics = trained
+    assert metrics["accuracy"] > 0.9  # two classes: chance is 0.5
+    vocab = (model_dir / "assets" / "vocab.txt").read_text().splitlines()
+    assert vocab[:2] == ["[PAD]", "[UNK]"] and 20 < len(vocab) <= 300
+    config = (model_dir / "config.yaml").read_text()
+    assert f"vocab_file: {model_dir.resolve() / 'assets' / 'vocab.txt'}" in config
+
+
+def test_rebuilt_and_keras_file_models_predict_the_same(trained, tmp_path):
+    from export import source as export_source
+
+    model_dir, _ = trained
+    src = export_source.load(model_dir)
+    texts = ["w1 class1kw3 w7", "", "class0kw1 w2 w3 w4", "non-ASCII: ñ 中"]
+    probs = src.model(tf.constant(texts), training=False).numpy()
+    assert np.isfinite(probs).all()
+    rebuilt = export_source.load(model_dir).model(tf.constant(texts), training=False).numpy()
+    np.testing.assert_array_equal(rebuilt, probs)
+    src.model.save(tmp_path / "textcls.keras")
+    reloaded = keras.models.load_model(tmp_path / "textcls.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(tf.constant(texts), training=False).numpy(), probs,
+                               atol=1e-6)
+
+
+def test_textcls_exports_to_serving_and_litert_on_raw_strings(trained, tmp_path):
+    from export import pipeline, serving, source as export_source, tflite
+    from export.pipeline import Options
+
+    model_dir, _ = trained
+    src = export_source.load(model_dir)
+    out = tmp_path / "export"
+    manifest = pipeline.run(src, out, Options(["saved_model", "tflite", "tpu", "edgetpu"],
+                                              list(tflite.QUANTIZATIONS), eval_examples=64,
+                                              max_accuracy_drop=0.05), log=print)
+    entries = {e["name"]: e for e in manifest["artifacts"]}
+    for exact in ("saved_model", "tpu", "tflite/textcls_float32",
+                  "tflite/textcls_tokens_float32"):
+        assert entries[exact]["max_abs_diff"] <= 1e-5, exact
+    tflite_dir = out / "artifacts" / "textcls" / "1" / "tflite"
+    for integer in ("int8", "int16x8"):
+        types = {np.dtype(t["dtype"]).name for t in tflite.interpreter(
+            tflite_dir / f"textcls_tokens_{integer}.tflite").get_tensor_details()}
+        assert integer.removesuffix("x8") in types, integer
+    assert (tflite_dir / "vocab.txt").read_text().splitlines()[:2] == ["[PAD]", "[UNK]"]
+    texts, _ = pipeline.take_arrays(src.eval_ds, 16)
+    keras_probs = src.model(texts, training=False).numpy()
+    runner = tflite.Runner(out / entries["tflite/textcls_float32"]["path"], custom_ops=True)
+    np.testing.assert_allclose(runner({"text": texts}), keras_probs, atol=1e-5)
+    saved = out / "serving" / "textcls" / "1"
+    answer = tf.saved_model.load(str(saved)).signatures["serving_default"](
+        text=tf.constant(texts))
+    np.testing.assert_allclose(answer["probabilities"].numpy(), keras_probs, atol=1e-5)
+    logs = serving.read_warmup(saved / "assets.extra" / serving.WARMUP_FILE)
+    assert logs and list(logs[0].predict_log.request.inputs) == ["text"]
+
+
+def test_textcls_under_mirrored_on_two_logical_cpus(tmp_path):
+    assert train_mirrored_on_two_cpus("textcls", tmp_path, TINY)["accuracy"] > 0.9
+
+
+def test_bad_vocabulary_files_are_one_line_errors(tmp_path):
+    missing = TextClsConfig(vocab_file=str(tmp_path / "nope.txt"))
+    with pytest.raises(ConfigError, match="vocabulary file not found: .*nope.txt"):
+        build(missing)
+    shifted = tmp_path / "vocab.txt"
+    shifted.write_text("[UNK]\n[PAD]\nthe\n")
+    with pytest.raises(ConfigError, match=r"the first token is '\[UNK\]'"):
+        build(TextClsConfig(vocab_file=str(shifted)))
+    assert "textcls" in registry.names()
+
+
+@pytest.mark.slow
+def test_textcls_on_real_sst2(tmp_path):
+    sst2 = shared_path("data", "sst2")
+    cfg = load_config("textcls", overrides=[f"data.dataset=tsv:{sst2}"])
+    metrics = run(cfg, tmp_path)
+    print(f"textcls on SST-2: dev accuracy {metrics['accuracy']:.4f} after "
+          f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
+          f"{metrics['examples_per_sec']:.0f} examples/s")
+    assert metrics["train_examples"] == 67349 and metrics["eval_examples"] == 872
+    assert metrics["accuracy"] >= 0.81

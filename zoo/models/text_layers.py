@@ -1,0 +1,111 @@
+"""Keras layers of the text models: the in-graph tokenizer, token dropout, hashed n-grams,
+masked pooling.
+
+Registered as serializable ("zoo>Name"), so `.keras` files load in safe mode without Lambda
+layers or pickled code.
+"""
+from __future__ import annotations
+
+import tf_keras as keras
+
+from zoo.models import wordpiece
+
+
+@keras.saving.register_keras_serializable("zoo")
+class Tokenize(keras.layers.Layer):
+    """Strings [batch] -> {"token_ids": int32 [batch, max_length]} (0-padded, truncated), plus
+    "ngram_ids" when `ngrams` > 1: the hashed 2..n-grams of those ids (see `hash_ngrams`)."""
+
+    def __init__(self, vocabulary: list[str], max_length: int, lower_case: bool = True,
+                 ngrams: int = 1, ngram_buckets: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary, self.max_length, self.lower_case = (list(vocabulary), max_length,
+                                                             lower_case)
+        self.ngrams, self.ngram_buckets = ngrams, ngram_buckets
+        self.tokenizer = wordpiece.tokenizer(self.vocabulary, lower_case)
+
+    def call(self, text):
+        ids = self.tokenizer.tokenize(text).to_tensor(default_value=0,
+                                                      shape=[None, self.max_length])
+        if self.ngrams == 1:
+            return {"token_ids": ids}
+        return {"token_ids": ids, "ngram_ids": hash_ngrams(
+            ids, self.ngrams, len(self.vocabulary), self.ngram_buckets)}
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary,
+                "max_length": self.max_length, "lower_case": self.lower_case,
+                "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets}
+
+
+def hash_ngrams(ids, max_n: int, vocab_size: int, buckets: int):
+    """Token ids [batch, length] -> the ids of their 2..`max_n`-grams, concatenated: for the
+    n-gram starting at i, h = ids[i]; h = (h * vocab_size + ids[i + k]) mod buckets for
+    k = 1..n-1; its id is h + 1, or 0 where the n-gram touches padding. Apps that tokenize
+    themselves compute the same (`vocab_size * buckets` fits in int32).
+
+    This runs in the preprocessor, not the model core: integer arithmetic inside a model stops
+    int16x8 calibration."""
+    import tensorflow as tf
+
+    length = ids.shape[1]
+    grams = []
+    for n in range(2, max_n + 1):
+        count = length - n + 1
+        hashed, real = ids[:, :count], ids[:, :count] > 0
+        for k in range(1, n):
+            token = ids[:, k:k + count]
+            hashed = tf.math.floormod(hashed * vocab_size + token, buckets)
+            real = tf.logical_and(real, token > 0)
+        grams.append(tf.where(real, hashed + 1, tf.zeros_like(hashed)))
+    return tf.concat(grams, axis=1)
+
+
+@keras.saving.register_keras_serializable("zoo")
+class MaskedPooling(keras.layers.Layer):
+    """Pools embeddings [batch, n, d] over the positions whose id [batch, n] is not 0: mean,
+    sum, or sum / sqrt(count). An all-padding row (an empty text) pools to zeros instead of
+    dividing by zero.
+
+    The mask is looked up in a constant [0, 1, 1, ...] table of `table_size` rows rather than
+    compared (`ids > 0`): integer comparisons inside a model stop int16x8 calibration."""
+
+    def __init__(self, mode: str, table_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.mode, self.table_size = mode, table_size
+
+    def call(self, embeddings, ids):
+        import tensorflow as tf
+
+        real = tf.concat([tf.zeros([1], embeddings.dtype),
+                          tf.ones([self.table_size - 1], embeddings.dtype)], axis=0)
+        mask = tf.expand_dims(tf.gather(real, ids), -1)
+        total = tf.reduce_sum(embeddings * mask, axis=1)
+        if self.mode == "sum":
+            return total
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return total / (count if self.mode == "mean" else tf.sqrt(count))
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "table_size": self.table_size}
+
+
+@keras.saving.register_keras_serializable("zoo")
+class TokenDropout(keras.__internal__.layers.BaseRandomLayer):
+    """While training, replaces each token id by padding (0) with probability `rate`: whole
+    words drop out of the bag, a regularizer for bag-of-words models. Identity at inference."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.rate, self.seed = rate, seed
+
+    def call(self, ids, training=None):
+        import tensorflow as tf
+
+        if not training or not self.rate:
+            return ids
+        keep = self._random_generator.random_uniform(tf.shape(ids)) >= self.rate
+        return tf.where(keep, ids, tf.zeros_like(ids))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

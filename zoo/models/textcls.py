@@ -1,0 +1,106 @@
+"""`textcls`: raw sentences in, class probabilities out.
+
+    text -> WordPiece tokenizer (in the graph) -> token ids (+ hashed bigram ids)
+         -> embeddings -> masked pooling -> [dense] -> softmax
+
+The tokenizer is the layer named `preprocessor` and the rest the sub-model `core`: training
+tokenizes in the input pipeline and fits `core`; the exported models keep both, so serving and
+phones tokenize exactly as training did.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from zoo.config import ConfigError, bounded, choice
+from zoo.models import wordpiece
+from zoo.registry import register
+
+INT32_MAX = 2**31 - 1  # n-gram hashing multiplies bucket ids by the vocabulary size
+
+
+@dataclasses.dataclass
+class TextClsConfig:
+    num_classes: int = bounded(2, low=2)
+    vocab_size: int = bounded(8000, low=16,
+                              doc="size of the WordPiece vocabulary learned from the data")
+    vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
+    lower_case: bool = True
+    max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
+    embedding_dim: int = bounded(64, low=1)
+    ngrams: int = bounded(2, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
+    ngram_buckets: int = bounded(100_000, low=1, doc="hash buckets shared by the n-grams")
+    pooling: str = choice("sqrt", ["mean", "sum", "sqrt"],
+                          doc="masked mean, masked sum, or sum / sqrt(length)")
+    dense_units: int = bounded(0, low=0, doc="0 = no hidden dense layer")
+    dropout: float = bounded(0.5, low=0.0, high=1.0, high_open=True)
+    token_dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True,
+                                   doc="chance that a token is dropped while training")
+
+
+def build_core(cfg: TextClsConfig, vocab_size: int):
+    """{"token_ids", ["ngram_ids"]} [batch, length] -> probabilities; id 0 (padding) never
+    counts."""
+    import tf_keras as keras
+    from tf_keras import layers
+    from zoo.models.text_layers import MaskedPooling, TokenDropout
+
+    inputs = {"token_ids": keras.Input((cfg.max_length,), dtype="int32", name="token_ids")}
+    tables = {"token_ids": vocab_size}
+    if cfg.ngrams > 1:
+        grams = sum(cfg.max_length - n + 1 for n in range(2, cfg.ngrams + 1))
+        inputs["ngram_ids"] = keras.Input((grams,), dtype="int32", name="ngram_ids")
+        tables["ngram_ids"] = cfg.ngram_buckets + 1
+    pooled = []
+    for name, ids in inputs.items():
+        if cfg.token_dropout:
+            ids = TokenDropout(cfg.token_dropout, name=f"{name}_dropout")(ids)
+        embeddings = layers.Embedding(tables[name], cfg.embedding_dim,
+                                      name=name.replace("_ids", "_embedding"))(ids)
+        pooled.append(MaskedPooling(cfg.pooling, tables[name],
+                                    name=name.replace("_ids", "_pool"))(embeddings, ids))
+    x = layers.Add()(pooled) if len(pooled) > 1 else pooled[0]
+    if cfg.dropout:
+        x = layers.Dropout(cfg.dropout)(x)
+    if cfg.dense_units:
+        x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    x = layers.Dense(cfg.num_classes)(x)
+    probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, probabilities, name="core")
+
+
+def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
+    """Learns the WordPiece vocabulary from the training texts into `assets_dir/vocab.txt`
+    unless `vocab_file` names one."""
+    if cfg.vocab_file:
+        return cfg
+    tokens = wordpiece.learn_vocabulary(train_ds.map(lambda text, label: text),
+                                        cfg.vocab_size, [wordpiece.PAD, wordpiece.UNK],
+                                        cfg.lower_case)
+    path = Path(assets_dir) / "vocab.txt"
+    wordpiece.write_vocabulary(path, tokens)
+    return dataclasses.replace(cfg, vocab_file=str(path.resolve()))
+
+
+@register("textcls", task="text_classification", config=TextClsConfig, prepare=prepare)
+def build(cfg: TextClsConfig):
+    """Text classifier: WordPiece tokenizer inside, word + hashed n-gram embeddings, pooling."""
+    if cfg.vocab_file:
+        vocabulary = wordpiece.read_vocabulary(cfg.vocab_file)
+    else:  # an untrained model (the registry table): a placeholder vocabulary of the size
+        vocabulary = [wordpiece.PAD, wordpiece.UNK] + [
+            f"t{k}" for k in range(cfg.vocab_size - 2)]
+    if vocabulary[0] != wordpiece.PAD:
+        raise ConfigError(f"{cfg.vocab_file}: the first token is {vocabulary[0]!r}; textcls "
+                          f"pads with id 0 and expects {wordpiece.PAD!r} there")
+    if cfg.ngrams > 1 and len(vocabulary) * cfg.ngram_buckets > INT32_MAX:
+        raise ConfigError(f"model.ngram_buckets={cfg.ngram_buckets} times the {len(vocabulary)} "
+                          f"tokens of the vocabulary exceeds int32; lower model.ngram_buckets")
+    import tf_keras as keras
+    from zoo.models.text_layers import Tokenize
+
+    text = keras.Input((), dtype="string", name="text")
+    tokens = Tokenize(vocabulary, cfg.max_length, cfg.lower_case, cfg.ngrams,
+                      cfg.ngram_buckets, name="preprocessor")(text)
+    probabilities = build_core(cfg, len(vocabulary))(tokens)
+    return keras.Model(text, probabilities, name="textcls")
