@@ -57,7 +57,7 @@ def take_arrays(ds, n: int, shuffle_seed: int | None = None) -> tuple[np.ndarray
 
 def write_json(path: Path, value):
     """Writes JSON through a temporary file and a rename."""
-    from zoo.train import write_atomic
+    from zoo.files import write_atomic
     write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
@@ -97,7 +97,7 @@ def run(source, out: str | Path, options: Options, calibration: np.ndarray | Non
         write_json(publisher.path("artifacts") / "manifest.json", manifest)
         published = publisher.publish()
     if "serving" in published:
-        from zoo.train import write_atomic
+        from zoo.files import write_atomic
         write_atomic(out / "serving" / "models.config", serving.models_config(out / "serving"))
     write_json(out / "manifest.json", manifest)
     return manifest

@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
+from zoo.files import write_atomic
 from zoo.data import DataError
 from zoo.resume import ResumeError
 
@@ -78,13 +79,6 @@ def check_same_model(model_dir: Path, saved: dict, model_cfg):
             raise ConfigError(
                 f"{model_dir} holds a run with model.{key}={old!r}, not {value!r}; choose "
                 "another --model_dir or drop the override")
-
-
-def write_atomic(path: Path, text: str):
-    """Writes `text` to `path` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def weights_digest(model) -> str:

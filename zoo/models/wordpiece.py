@@ -26,7 +26,7 @@ def learn_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
 
 def write_vocabulary(path: str | Path, tokens: list[str]):
     """Writes `tokens` one per line (through a temporary file and a rename)."""
-    from zoo.train import write_atomic
+    from zoo.files import write_atomic
     write_atomic(Path(path), "".join(f"{token}\n" for token in tokens))
 
 
