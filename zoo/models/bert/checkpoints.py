@@ -32,32 +32,27 @@ def find(directory: str | Path) -> dict:
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise ConfigError(f"model.checkpoint: directory not found: {root}")
-    vocab = root / "vocab.txt"
-    if (root / "bert_config.json").is_file() or list(root.glob("*.ckpt*.index")):
-        index = sorted(root.glob("*.ckpt*.index"))
-        for path, what in ((root / "bert_config.json", "bert_config.json"),
-                           (index[0] if index else None, "bert_model.ckpt.index"), (vocab, "vocab.txt")):
-            if path is None or not path.is_file():
-                raise ConfigError(f"model.checkpoint: {root} lacks {what} (a Google BERT "
-                                  "checkpoint has bert_config.json, bert_model.ckpt.* and vocab.txt)")
-        return {"format": "google", "dir": root, "config": root / "bert_config.json",
-                "weights": index[0].with_suffix(""), "vocab": vocab}
-    layout = "(a Hugging Face BERT has config.json, model.safetensors and vocab.txt)"
-    if not (root / "config.json").is_file():
-        raise ConfigError(f"model.checkpoint: {root} lacks config.json {layout}")
-    weights = root / "model.safetensors"
-    if not weights.is_file():
-        if (root / "pytorch_model.bin").is_file():
+    vocab, index = root / "vocab.txt", sorted(root.glob("*.ckpt*.index"))
+    if (root / "bert_config.json").is_file() or index:
+        weights = index[0].with_suffix("") if index else root / "bert_model.ckpt"
+        found = {"format": "google", "config": root / "bert_config.json", "weights": weights}
+        required = [found["config"], weights.with_name(weights.name + ".index"), vocab]
+        layout = "a Google BERT checkpoint has bert_config.json, bert_model.ckpt.* and vocab.txt"
+    else:
+        weights = root / "model.safetensors"
+        if not weights.is_file() and (root / "pytorch_model.bin").is_file():
             raise ConfigError(
                 f"model.checkpoint: {root} has pytorch_model.bin, a pickle this project won't "
                 "load; convert it once where PyTorch is installed: python -c \"import torch, "
                 "safetensors.torch as s; s.save_file(torch.load('pytorch_model.bin'), "
                 "'model.safetensors')\"")
-        raise ConfigError(f"model.checkpoint: {root} lacks model.safetensors {layout}")
-    if not vocab.is_file():
-        raise ConfigError(f"model.checkpoint: {root} lacks vocab.txt {layout}")
-    return {"format": "huggingface", "dir": root, "config": root / "config.json",
-            "weights": weights, "vocab": vocab}
+        found = {"format": "huggingface", "config": root / "config.json", "weights": weights}
+        required = [found["config"], weights, vocab]
+        layout = "a Hugging Face BERT has config.json, model.safetensors and vocab.txt"
+    for path in required:
+        if not path.is_file():
+            raise ConfigError(f"model.checkpoint: {root} lacks {path.name} ({layout})")
+    return {**found, "vocab": vocab, "dir": root}
 
 
 def read_config(directory: str | Path) -> dict:

@@ -107,6 +107,7 @@ def load_pretrained(model, cfg: BertConfig):
 
 
 def build_encoder(cfg: BertConfig, vocab_size: int):
+    """The encoder of `cfg`'s sizes with `vocab_size` embedding rows."""
     from zoo.models.bert.encoder import build_encoder as build
     return build(vocab_size=vocab_size, layers_count=cfg.size("layers"),
                  hidden=cfg.size("hidden"), heads=cfg.size("heads"),

@@ -8,8 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from zoo.models import wordpiece
-from zoo.models.bert import checkpoints
-from zoo.models.bert.encoder import build_encoder
+from zoo.models.bert import checkpoints, classifier
 from zoo.models.bert.tokenizer import BertTokenizer
 
 
@@ -46,12 +45,10 @@ def load(directory, max_length: int | None = None) -> TextEncoder:
         max_length = (json.loads(st_config.read_text()).get("max_seq_length", 128)
                       if st_config.is_file() else 128)
     max_length = min(max_length, config["max_position"])
-    encoder = build_encoder(vocab_size=config["vocab_size"], layers_count=config["layers"],
-                            hidden=config["hidden"], heads=config["heads"],
-                            intermediate=config["intermediate"],
-                            max_position=config["max_position"],
-                            type_vocab_size=config["type_vocab_size"], max_length=max_length,
-                            dropout=0.0)
+    sizes = {key: config[key] for key in (*classifier.SIZES, "vocab_size", "max_position",
+                                          "type_vocab_size")}
+    cfg = classifier.BertConfig(**sizes, max_length=max_length, dropout=0.0)
+    encoder = classifier.build_encoder(cfg, config["vocab_size"])
     checkpoints.load_into(encoder, directory)
     tokenizer = BertTokenizer(wordpiece.read_vocabulary(found["vocab"]), config["lower_case"],
                               max_length, name="tokenizer")
