@@ -1,0 +1,249 @@
+"""Pretrained BERT weights from the checkpoints users have on disk.
+
+- Hugging Face layout: `config.json`, `model.safetensors`, `vocab.txt` (and optionally
+  `tokenizer_config.json`). `pytorch_model.bin` is a pickle: it is refused with the command
+  that converts it (this project loads no pickles).
+- Google's original TF BERT: `bert_config.json`, `bert_model.ckpt.{index,data-*}`, `vocab.txt`.
+
+Every tensor goes through one explicit name map onto `encoder.checkpoint_variables` (Google
+names); a missing, unexpected or wrongly shaped tensor is a `CheckpointError` naming it.
+Nothing here imports TensorFlow at module level: `find`/`read_config` run at config time.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from zoo.config import ConfigError
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that doesn't match the encoder: names the tensor and what was expected."""
+
+
+# --- which files ---------------------------------------------------------------------------
+
+def find(directory: str | Path) -> dict:
+    """{'format': 'huggingface'|'google', 'config', 'weights', 'vocab', 'dir'}; a directory
+    that lacks a file is a ConfigError naming the file."""
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"model.checkpoint: directory not found: {root}")
+    vocab, index = root / "vocab.txt", sorted(root.glob("*.ckpt*.index"))
+    if (root / "bert_config.json").is_file() or index:
+        weights = index[0].with_suffix("") if index else root / "bert_model.ckpt"
+        found = {"format": "google", "config": root / "bert_config.json", "weights": weights}
+        required = [found["config"], weights.with_name(weights.name + ".index"), vocab]
+        layout = "a Google BERT checkpoint has bert_config.json, bert_model.ckpt.* and vocab.txt"
+    else:
+        weights = root / "model.safetensors"
+        if not weights.is_file() and (root / "pytorch_model.bin").is_file():
+            raise ConfigError(
+                f"model.checkpoint: {root} has pytorch_model.bin, a pickle this project won't "
+                "load; convert it once where PyTorch is installed: python -c \"import torch, "
+                "safetensors.torch as s; s.save_file(torch.load('pytorch_model.bin'), "
+                "'model.safetensors')\"")
+        found = {"format": "huggingface", "config": root / "config.json", "weights": weights}
+        required = [found["config"], weights, vocab]
+        layout = "a Hugging Face BERT has config.json, model.safetensors and vocab.txt"
+    for path in required:
+        if not path.is_file():
+            raise ConfigError(f"model.checkpoint: {root} lacks {path.name} ({layout})")
+    return {**found, "vocab": vocab, "dir": root}
+
+
+def read_config(directory: str | Path) -> dict:
+    """The encoder sizes of a checkpoint: {layers, hidden, heads, intermediate, vocab_size,
+    max_position, type_vocab_size, lower_case}."""
+    found = find(directory)
+    path = found["config"]
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}")
+    keys = {"layers": "num_hidden_layers", "hidden": "hidden_size",
+            "heads": "num_attention_heads", "intermediate": "intermediate_size",
+            "vocab_size": "vocab_size", "max_position": "max_position_embeddings",
+            "type_vocab_size": "type_vocab_size"}
+    missing = [key for key in keys.values() if key not in raw]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}")
+    out = {ours: int(raw[theirs]) for ours, theirs in keys.items()}
+    act = raw.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise ConfigError(f"{path}: hidden_act={act!r}; this encoder has BERT's exact GELU")
+    eps = float(raw.get("layer_norm_eps", 1e-12))
+    if abs(eps - 1e-12) > 1e-15:
+        raise ConfigError(f"{path}: layer_norm_eps={eps}; this encoder has BERT's 1e-12")
+    out["lower_case"] = lower_case(found)
+    return out
+
+
+def lower_case(found: dict) -> bool:
+    """`do_lower_case` of tokenizer_config.json; else the name's convention (`cased` but not
+    `uncased` means cased), else BERT's default, lower-cased."""
+    config = found["dir"] / "tokenizer_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text()).get("do_lower_case")
+        if value is not None:
+            return bool(value)
+    name = found["dir"].name.lower()
+    return not ("cased" in name and "uncased" not in name)
+
+
+# --- safetensors ---------------------------------------------------------------------------
+
+SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                      "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+                      "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
+    """All tensors of a .safetensors file: an 8-byte little-endian header length, a JSON
+    header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise CheckpointError(f"{path}: not a safetensors file (shorter than its header)")
+    (size,) = struct.unpack("<Q", data[:8])
+    try:
+        header = json.loads(data[8:8 + size])
+    except ValueError:
+        raise CheckpointError(f"{path}: not a safetensors file (bad JSON header)")
+    body = memoryview(data)[8 + size:]
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        if end > len(body):
+            raise CheckpointError(f"{path}: tensor {name} runs past the end of the file")
+        if entry["dtype"] == "BF16":  # the top half of a float32
+            raw = np.frombuffer(body[start:end], "<u2").astype(np.uint32) << 16
+            array = raw.view(np.float32)
+        elif entry["dtype"] in SAFETENSORS_DTYPES:
+            array = np.frombuffer(body[start:end], np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+                                  .newbyteorder("<"))
+        else:
+            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
+        out[name] = array.reshape(entry["shape"])
+    return out
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray]):
+    """Writes `tensors` as a .safetensors file (the inverse of `read_safetensors`)."""
+    names = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
+    header, chunks, offset = {}, [], 0
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array).astype(np.asarray(array).dtype.newbyteorder("<"))
+        header[name] = {"dtype": names[raw.dtype.newbyteorder("=")], "shape": list(raw.shape),
+                        "data_offsets": [offset, offset + raw.nbytes]}
+        chunks.append(raw.tobytes())
+        offset += raw.nbytes
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + b"".join(chunks))
+
+
+# --- name maps -----------------------------------------------------------------------------
+
+def huggingface_names(layers: int) -> list[tuple[str, str, bool]]:
+    """(Google name, Hugging Face name, transpose): every tensor of a BERT encoder. HF's
+    dense weights are [out, in] (PyTorch), Keras' and Google's kernels [in, out]."""
+    rows = [("embeddings/word_embeddings", "embeddings.word_embeddings.weight", False),
+            ("embeddings/position_embeddings", "embeddings.position_embeddings.weight", False),
+            ("embeddings/token_type_embeddings", "embeddings.token_type_embeddings.weight",
+             False),
+            ("embeddings/LayerNorm/gamma", "embeddings.LayerNorm.weight", False),
+            ("embeddings/LayerNorm/beta", "embeddings.LayerNorm.bias", False),
+            ("pooler/dense/kernel", "pooler.dense.weight", True),
+            ("pooler/dense/bias", "pooler.dense.bias", False)]
+    for i in range(layers):
+        g, h = f"encoder/layer_{i}/", f"encoder.layer.{i}."
+        for part in ("attention/self/query", "attention/self/key", "attention/self/value",
+                     "attention/output/dense", "intermediate/dense", "output/dense"):
+            hf = h + part.replace("/", ".")
+            rows += [(g + part + "/kernel", hf + ".weight", True),
+                     (g + part + "/bias", hf + ".bias", False)]
+        for part in ("attention/output/LayerNorm", "output/LayerNorm"):
+            hf = h + part.replace("/", ".")
+            rows += [(g + part + "/gamma", hf + ".weight", False),
+                     (g + part + "/beta", hf + ".bias", False)]
+    return rows
+
+
+# Tensors a checkpoint may hold beside the encoder, left alone on purpose: HF's position-id
+# buffer, the pre-training heads (masked LM, next sentence), a fine-tuned classifier head,
+# Google's optimizer slots and step counter.
+HF_IGNORED_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+HF_IGNORED = ("embeddings.position_ids",)
+GOOGLE_IGNORED_PREFIXES = ("cls/", "output_weights", "output_bias", "global_step")
+GOOGLE_IGNORED_SUFFIXES = ("/adam_m", "/adam_v")
+
+
+def huggingface_tensors(path: str | Path, layers: int) -> dict[str, np.ndarray]:
+    """{Google name: array in Keras layout} from a Hugging Face model.safetensors."""
+    raw = read_safetensors(path)
+    # BertForSequenceClassification & co. put the encoder under `bert.`
+    if any(name.startswith("bert.") for name in raw):
+        raw = {name.removeprefix("bert."): array for name, array in raw.items()}
+    out = {name: array for name, array in raw.items()  # unknown ones: `assign` names them
+           if name not in HF_IGNORED and not name.startswith(HF_IGNORED_PREFIXES)}
+    for google, hf, transpose in huggingface_names(layers):
+        if hf not in out:
+            raise CheckpointError(f"{path}: missing tensor {hf} (for {google})")
+        array = out.pop(hf)
+        out[google] = array.T if transpose else array
+    return out
+
+
+def google_tensors(prefix: str | Path) -> dict[str, np.ndarray]:
+    """{Google name without `bert/`: array} from a TF BERT checkpoint (name-based, TF1)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    out = {}
+    for name in reader.get_variable_to_shape_map():
+        if name.endswith(GOOGLE_IGNORED_SUFFIXES) or name.startswith(GOOGLE_IGNORED_PREFIXES):
+            continue
+        out[name.removeprefix("bert/")] = reader.get_tensor(name)
+    return out
+
+
+def read_tensors(directory: str | Path, layers: int) -> dict[str, np.ndarray]:
+    """The encoder tensors of a checkpoint directory, named and laid out as Google's."""
+    found = find(directory)
+    if found["format"] == "google":
+        return google_tensors(found["weights"])
+    return huggingface_tensors(found["weights"], layers)
+
+
+def assign(variables: dict, tensors: dict[str, np.ndarray], origin: str):
+    """Assigns `tensors` to `variables` (both keyed by Google name) after checking that every
+    variable has a tensor of its shape and every tensor a variable: all or nothing."""
+    missing = sorted(set(variables) - set(tensors))
+    if missing:
+        raise CheckpointError(f"{origin}: missing tensor {missing[0]}"
+                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    extra = sorted(set(tensors) - set(variables))
+    if extra:
+        raise CheckpointError(f"{origin}: unexpected tensor {extra[0]}"
+                              + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+    for name, variable in variables.items():
+        if tuple(tensors[name].shape) != tuple(variable.shape):
+            raise CheckpointError(f"{origin}: tensor {name} has shape {list(tensors[name].shape)}"
+                                  f"; the encoder expects {list(variable.shape)}")
+    for name, variable in variables.items():
+        variable.assign(tensors[name].astype(variable.dtype.as_numpy_dtype))
+
+
+def load_into(encoder, directory: str | Path):
+    """Loads a checkpoint directory's weights into a `build_encoder` model."""
+    from zoo.models.bert.encoder import checkpoint_variables
+
+    variables = checkpoint_variables(encoder)
+    layers = sum(name.endswith("attention/self/query/kernel") for name in variables)
+    assign(variables, read_tensors(directory, layers), str(directory))

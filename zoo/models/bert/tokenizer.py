@@ -1,0 +1,78 @@
+"""BERT's input in the graph: strings -> [CLS] A [SEP] (B [SEP]) as ids, mask and type ids.
+
+WordPiece runs in tensorflow-text's `FastBertTokenizer` (BERT's basic splitting, optional
+lower-casing with accent stripping); the rest is dense arithmetic on positions (no ragged
+trimming or concatenation ops), so it compiles to TFLite with the tokenizer as the only
+custom op and every output has the static shape [batch, max_length].
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+from zoo.models import wordpiece
+
+
+@keras.utils.register_keras_serializable("zoo.bert")
+class BertTokenizer(keras.layers.Layer):
+    """string[batch] (or string[batch, 2] sentence pairs) -> {input_word_ids, input_mask,
+    input_type_ids}: int32[batch, max_length].
+
+    Too long inputs are cut as Hugging Face's `longest_first` does: tokens come off the longer
+    segment (the second on a tie) until [CLS] A [SEP] B [SEP] fits; [SEP] is always kept."""
+
+    def __init__(self, vocabulary: list[str], lower_case: bool = True, max_length: int = 128,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary, self.lower_case, self.max_length = list(vocabulary), lower_case, max_length
+        missing = [t for t in (wordpiece.UNK, wordpiece.CLS, wordpiece.SEP)
+                   if t not in self.vocabulary]
+        if missing:
+            from zoo.config import ConfigError
+            raise ConfigError(f"the vocabulary lacks {', '.join(missing)}")
+        self.cls_id = self.vocabulary.index(wordpiece.CLS)
+        self.sep_id = self.vocabulary.index(wordpiece.SEP)
+        self.tokenizer = wordpiece.tokenizer(self.vocabulary, lower_case)
+
+    def _segment(self, text, budget: int):
+        """(ids int32[batch, budget], lengths before truncation) of one text segment."""
+        ragged = self.tokenizer.tokenize(text)
+        if ragged.shape.rank > 2:
+            ragged = ragged.merge_dims(-2, -1)
+        return ragged.to_tensor(0, shape=[None, budget]), tf.cast(ragged.row_lengths(), tf.int32)
+
+    def call(self, text):
+        text = tf.convert_to_tensor(text, tf.string)
+        pair = text.shape.rank == 2
+        length = self.max_length
+        budget = length - (3 if pair else 2)
+        first, n_first = self._segment(text[:, 0] if pair else text, budget)
+        if pair:
+            second, n_second = self._segment(text[:, 1], budget)
+            half = (budget + 1) // 2
+            n_first = tf.minimum(n_first, tf.maximum(budget - n_second, half))
+            n_second = tf.minimum(n_second, budget - n_first)
+        else:
+            second, n_second = first, tf.zeros_like(n_first)
+        n_first = tf.minimum(n_first, budget)
+
+        position = tf.range(length)[tf.newaxis] + tf.zeros_like(n_first)[:, tf.newaxis]
+        a_end = n_first[:, tf.newaxis] + 1                       # position of the first [SEP]
+        b_end = a_end + 1 + n_second[:, tf.newaxis]              # ... of the second
+        take = lambda ids, offset: tf.gather(
+            ids, tf.clip_by_value(position - offset, 0, budget - 1), batch_dims=1)
+        in_a = (position >= 1) & (position < a_end)
+        in_b = (position > a_end) & (position < b_end)
+        is_sep = tf.equal(position, a_end)
+        if pair:
+            is_sep |= tf.equal(position, b_end)
+        ids = tf.where(in_a, take(first, 1), 0) + tf.where(in_b, take(second, a_end + 1), 0)
+        ids += tf.where(tf.equal(position, 0), self.cls_id, 0) + tf.where(is_sep, self.sep_id, 0)
+        last = b_end if pair else a_end
+        mask = tf.cast(position <= last, tf.int32)
+        type_ids = tf.cast((position > a_end) & (position <= last), tf.int32)
+        return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": type_ids}
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary,
+                "lower_case": self.lower_case, "max_length": self.max_length}
