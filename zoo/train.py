@@ -16,7 +16,6 @@ from absl import app, flags, logging
 
 from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
-from zoo.files import write_atomic
 from zoo.data import DataError
 from zoo.files import write_atomic
 from zoo.resume import ResumeError
