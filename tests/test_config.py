@@ -49,7 +49,7 @@ def test_overrides_are_typed():
     ("train.batch_size=many", r"bad value for train.batch_size: 'many'"),
     ("model.dropout=1.5", r"model.dropout: 1.5; expected a number in \[0.0, 1.0\)"),
     ("model.batch_norm=maybe", r"model.batch_norm: 'maybe'; expected true or false"),
-    ("train.optimizer=adagrad", r"expected one of adam, adamw, sgd, rmsprop"),
+    ("train.optimizer=adagrad", r"expected one of adam, lazy_adam, adamw, sgd, rmsprop"),
     ("train.strategy=gpus", r"expected one of auto, cpu, gpu, mirrored, multi_worker, tpu"),
     ("model.conv_filters=[32, -4]", r"model.conv_filters"),
     ("model.conv_filters=[8, 8, 8, 8]", r"too many blocks for model.image_size=28"),
