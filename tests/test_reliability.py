@@ -258,3 +258,16 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
     with pytest.raises(ValueError, match="deserialization of a Lambda layer"):
         keras.models.load_model(tmp_path / "l.keras")
 
+
+def test_a_config_yaml_with_python_tags_is_refused_and_runs_nothing(tmp_path):
+    from export import source as export_source
+    from zoo.config import ConfigError
+    marker = tmp_path / "pwned"
+    (tmp_path / "config.yaml").write_text(
+        f"model: !!python/object/apply:os.system ['touch {marker}']\n")
+    message = r"config.yaml is not valid YAML: could not determine a constructor for the tag"
+    with pytest.raises(ConfigError, match=message):
+        run(load_config("mnist_cnn", overrides=["data.dataset=synthetic"]), tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        export_source.load(tmp_path)
+    assert not marker.exists()
