@@ -47,11 +47,19 @@ def token_inputs(source, texts) -> dict:
 def checked_images(images, shape):
     """`images` with a readable InvalidArgumentError unless they are uint8[batch, *shape]."""
     height, width, channels = shape
+    images = tf.ensure_shape(images, [None, None, None, None])  # the rank, before the sizes
     check = tf.debugging.assert_equal(
         tf.shape(images)[1:], tf.constant(shape, tf.int32),
         message=f"image must be uint8[batch, {height}, {width}, {channels}]")
     with tf.control_dependencies([check]):
         return tf.ensure_shape(images, [None, *shape])
+
+
+def checked_batch(tensor):
+    """`tensor` with a readable InvalidArgumentError unless it is 1-D: a loaded signature
+    checks dtypes, not shapes, and the tokenizer crashes the process on a scalar string and
+    answers once for a [1, n] matrix."""
+    return tf.ensure_shape(tensor, [None])
 
 
 def decode_images(image_bytes, shape):
@@ -77,24 +85,32 @@ def serving_module(source) -> tf.Module:
 
         @tf.function(input_signature=[spec])
         def serve_default(text):
-            return named_outputs(source.model(text, training=False), labels)
+            return named_outputs(source.model(checked_batch(text), training=False), labels)
 
-        @tf.function(input_signature=core_input_specs(core))
+        token_specs = core_input_specs(core)
+
+        @tf.function(input_signature=token_specs)
         def serve_tensor(*token_ids):
+            token_ids = [tf.ensure_shape(t, s.shape) for t, s in zip(token_ids, token_specs)]
             return named_outputs(call_core(core, token_ids), labels)
     else:
         shape = tuple(spec.shape[1:])
+        output = source.model.outputs[0]
+
+        def predict(images):  # TF's CPU convolutions fail on an empty batch: answer it empty
+            return tf.cond(tf.shape(images)[0] > 0,
+                           lambda: source.model(images, training=False),
+                           lambda: tf.zeros([0, output.shape[-1]], output.dtype))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_default(image_bytes):
-            return named_outputs(source.model(decode_images(image_bytes, shape),
-                                              training=False), labels)
+            return named_outputs(predict(decode_images(checked_batch(image_bytes), shape)),
+                                 labels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
                                                     name="image")])
         def serve_tensor(image):
-            return named_outputs(source.model(checked_images(image, shape), training=False),
-                                 labels)
+            return named_outputs(predict(checked_images(image, shape)), labels)
     module.serve_default, module.serve_tensor = serve_default, serve_tensor
     return module
 

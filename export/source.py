@@ -39,15 +39,14 @@ class Source:
 
 def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     """Rebuilds the model in `model_dir` from its config.yaml and latest checkpoint."""
-    import yaml
     from zoo import registry
-    from zoo.config import config_from_dict, set_field, validate
+    from zoo.config import config_from_dict, read_yaml, set_field, validate
 
     model_dir = Path(model_dir)
     config_path = model_dir / "config.yaml"
     if not config_path.is_file():
         raise ExportError(f"{model_dir} is not a trained model_dir (no config.yaml)")
-    cfg = config_from_dict(yaml.safe_load(config_path.read_text()) or {}, str(config_path))
+    cfg = config_from_dict(read_yaml(config_path), str(config_path))
     if dataset:
         set_field(cfg.data, "data", "dataset", dataset)
         validate(cfg)

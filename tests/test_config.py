@@ -83,6 +83,21 @@ def test_yaml_file_errors(tmp_path):
         load_config("mnist_cnn", str(tmp_path / "missing.yaml"))
 
 
+@pytest.mark.parametrize("text, message", [
+    ('train: {batch_size: "32"}', r"bad value for train.batch_size: '32'; expected an integer"),
+    ("train: {batch_size: -8}", r"bad value for train.batch_size: -8; expected an integer >= 1"),
+    ("model: {dropout: [0.5]}", r"bad value for model.dropout: \[0.5\]; expected a number"),
+    ("data: {cache: 3}", r"bad value for data.cache: 3; expected true or false"),
+    ("train: {seed: 1, sede: 2}", r"unknown config key 'train.sede'"),
+])
+def test_wrong_types_in_a_config_file_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config("mnist_cnn", str(path))
+    assert "\n" not in str(err.value)
+
+
 def test_config_round_trips_through_yaml():
     from zoo.config import config_from_dict
     cfg = load_config("imgcls", overrides=["model.image_size=64", "train.epochs=2"])

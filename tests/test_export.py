@@ -161,6 +161,19 @@ def test_bad_inputs_give_readable_errors(runs, tmp_path):
         probabilities(saved, {"image": np.zeros((1, 5, 5, 1), np.uint8)}, "serving_tensor")
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         probabilities(saved, {"image": np.zeros((1, 28, 28, 1), np.float32)}, "serving_tensor")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        probabilities(saved, {"image_bytes": np.array([b"x" * 2**20], dtype=object)})
+    # a signature checks dtypes, not ranks: the zoo's own checks name the input
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"tensor image_bytes \[\] is not compatible with expected shape"):
+        probabilities(saved, {"image_bytes": np.array(b"x", dtype=object)})
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"tensor image \[28,28,1\] is not compatible with expected shape"):
+        probabilities(saved, {"image": np.zeros((28, 28, 1), np.uint8)}, "serving_tensor")
+    empty = probabilities(saved, {"image_bytes": np.array([], dtype=object)})
+    assert empty["probabilities"].shape == (0, 10) and empty["class_names"].shape == (0,)
+    empty = probabilities(saved, {"image": np.zeros((0, 28, 28, 1), np.uint8)}, "serving_tensor")
+    assert empty["probabilities"].shape == (0, 10)
 
 
 def test_broken_calibration_fails_the_gate_and_publishes_nothing(runs, tmp_path):

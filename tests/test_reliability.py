@@ -181,6 +181,17 @@ def test_bad_text_files_are_named_with_their_line(tmp_path, content, message):
         text.load(parse_spec(f"tsv:{tmp_path}"), DataConfig(dataset=f"tsv:{tmp_path}"), 2, 0)
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("tsv:{root}/missing", r"tsv: directory not found: .+/missing$"),
+    ("csv:{root}", r"csv:.+: no train.csv$"),
+], ids=["missing directory", "missing file"])
+def test_a_missing_text_directory_or_file_is_named(tmp_path, spec, message):
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    cfg = load_config("textcls", overrides=[f"data.dataset={spec.format(root=tmp_path)}"])
+    with pytest.raises(DataError, match=message):
+        load(cfg, "text_classification")
+
+
 def test_an_eval_label_outside_the_training_classes_is_refused(tmp_path):
     (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\tpos\nbad\tneg\n")
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nmeh\tneutral\n")
@@ -213,3 +224,50 @@ def test_zoo_models_have_no_lambda_layers_and_the_code_loads_no_pickles():
         assert "Lambda" not in kinds, name
     sources = "\n".join(p.read_text() for p in (REPO / "zoo").rglob("*.py"))
     assert "import pickle" not in sources and "safe_mode=False" not in sources
+
+
+SMALL = {"mnist_cnn": dict(conv_filters=[8], dense_units=16),
+         "imgcls": dict(image_size=32, conv_filters=[8], dense_units=8),
+         "bert": dict(layers=1, hidden=16, heads=2, intermediate=32, max_position=16,
+                      max_length=8)}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))  # textcls: tests/test_textcls.py
+def test_zoo_models_round_trip_through_keras_files_in_safe_mode(name, tmp_path):
+    import tensorflow as tf
+    import tf_keras as keras
+    from zoo import registry
+    model = registry.create_model(name, **SMALL[name])
+    spec = model.inputs[0]
+    if spec.dtype == tf.string:
+        inputs = tf.constant(["the movie was good", "", "a b c d e f g h i j k"])
+    else:
+        inputs = np.random.default_rng(0).integers(0, 255, (2, *spec.shape[1:]), np.uint8)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(inputs, training=False), model(inputs, training=False),
+                               atol=1e-6)
+
+
+def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
+    """The zoo rebuilds models from config.yaml and loads weights only; a `.keras` file that
+    carries code is refused by Keras's default safe mode."""
+    import tf_keras as keras
+    inputs = keras.Input((2,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "l.keras")
+    with pytest.raises(ValueError, match="deserialization of a Lambda layer"):
+        keras.models.load_model(tmp_path / "l.keras")
+
+
+def test_a_config_yaml_with_python_tags_is_refused_and_runs_nothing(tmp_path):
+    from export import source as export_source
+    from zoo.config import ConfigError
+    marker = tmp_path / "pwned"
+    (tmp_path / "config.yaml").write_text(
+        f"model: !!python/object/apply:os.system ['touch {marker}']\n")
+    message = r"config.yaml is not valid YAML: could not determine a constructor for the tag"
+    with pytest.raises(ConfigError, match=message):
+        run(load_config("mnist_cnn", overrides=["data.dataset=synthetic"]), tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        export_source.load(tmp_path)
+    assert not marker.exists()

@@ -148,6 +148,65 @@ def test_textcls_exports_to_serving_and_litert_on_raw_strings(trained, tmp_path)
     assert logs and list(logs[0].predict_log.request.inputs) == ["text"]
 
 
+ODD_REQUESTS = """
+import json, sys
+import tensorflow as tf, tensorflow_text  # registers the tokenizer's ops
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+big = "class1kw3 " + "w1 " * 350_000  # 1 MB
+requests = {
+    "empty": ("serving_default", {"text": tf.constant([], tf.string)}),
+    "1 MB string": ("serving_default", {"text": tf.constant([big, ""])}),
+    "int32": ("serving_default", {"text": tf.constant([1, 2])}),
+    "scalar": ("serving_default", {"text": tf.constant("w1 w2")}),  # crashed the process
+    "matrix": ("serving_default", {"text": tf.constant([["w1", "w2"]])}),
+    "short ids": ("serving_tensor", {"token_ids": tf.zeros([1, 5], tf.int32),
+                                     "ngram_ids": tf.zeros([1, 31], tf.int32)}),
+    "no ids": ("serving_tensor", {"token_ids": tf.zeros([0, 32], tf.int32),
+                                  "ngram_ids": tf.zeros([0, 31], tf.int32)}),
+}
+for name, (signature, feed) in requests.items():
+    try:
+        answer = {"probabilities": signatures[signature](**feed)["probabilities"].numpy().tolist()}
+    except tf.errors.InvalidArgumentError as e:
+        answer = {"error": next(l for l in e.message.splitlines() if l.strip()
+                                and not l.startswith(("Graph execution", "Detected at", "<")))}
+    print(json.dumps({name: answer}), flush=True)
+"""
+
+
+def test_textcls_saved_model_answers_or_refuses_odd_requests(trained, tmp_path):
+    """Empty batch, a 1 MB string, the wrong dtype, the wrong rank: an answer or a clear
+    error, never a crash (run in a child process, so a crash fails only this test)."""
+    import json
+    import subprocess
+    import sys
+    from conftest import REPO, cli_env
+    from export import pipeline, source as export_source
+    from export.pipeline import Options
+
+    model_dir, _ = trained
+    src = export_source.load(model_dir)
+    pipeline.run(src, tmp_path, Options(["saved_model"], [], max_accuracy_drop=1.0,
+                                        eval_examples=16))
+    child = subprocess.run([sys.executable, "-c", ODD_REQUESTS,
+                            str(tmp_path / "serving" / "textcls" / "1")],
+                           capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    answers = {k: v for line in child.stdout.splitlines() for k, v in json.loads(line).items()}
+    assert answers["empty"] == {"probabilities": []} and answers["no ids"] == answers["empty"]
+    big = "class1kw3 " + "w1 " * 350_000
+    np.testing.assert_allclose(answers["1 MB string"]["probabilities"],
+                               src.model(tf.constant([big, ""]), training=False), atol=1e-5)
+    assert answers["int32"]["error"].startswith(
+        "cannot compute __inference_signature_wrapper_serve_default")
+    assert "expected to be a string tensor but is a int32 tensor" in answers["int32"]["error"]
+    for name, shapes in (("scalar", "text [] is not compatible with expected shape [?]"),
+                         ("matrix", "text [1,2] is not compatible with expected shape [?]"),
+                         ("short ids", "token_ids [1,5] is not compatible with expected shape "
+                                       "[?,32]")):
+        assert answers[name] == {"error": f"Shape of tensor {shapes}."}, name
+
+
 def test_textcls_under_mirrored_on_two_logical_cpus(tmp_path):
     assert train_mirrored_on_two_cpus("textcls", tmp_path, TINY)["accuracy"] > 0.9
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from zoo import registry
-from zoo.config import ConfigError, ExperimentConfig, load_config, set_field
+from zoo.config import ConfigError, ExperimentConfig, load_config, read_yaml, set_field
 from zoo.data import DataError
 from zoo.files import write_atomic
 from zoo.resume import ResumeError
@@ -57,8 +57,7 @@ def saved_run(model_dir: Path, model_name: str) -> dict | None:
     saved_path = model_dir / CONFIG_FILE
     if not saved_path.is_file():
         return None
-    import yaml
-    saved = (yaml.safe_load(saved_path.read_text()) or {}).get("model") or {}
+    saved = read_yaml(saved_path).get("model") or {}
     if saved.get("name") != model_name:
         raise ConfigError(f"{model_dir} holds a run of model {saved.get('name')!r}, not "
                           f"{model_name!r}; choose another --model_dir")
