@@ -92,20 +92,35 @@ class MaskedPooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable("zoo")
 class TokenDropout(keras.__internal__.layers.BaseRandomLayer):
-    """While training, replaces each token id by padding (0) with probability `rate`: whole
-    words drop out of the bag, a regularizer for bag-of-words models. Identity at inference."""
+    """While training, replaces each token id by padding (0) with probability `rate`, and with
+    it every n-gram that contains it: whole words drop out of the bag, a regularizer for
+    bag-of-words models. Takes and returns {"token_ids", ["ngram_ids"]} as `Tokenize` makes
+    them (n-grams of 2..`max_n` tokens); identity at inference."""
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+    def __init__(self, rate: float, max_n: int = 1, seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.rate, self.seed = rate, seed
+        self.rate, self.max_n, self.seed = rate, max_n, seed
 
-    def call(self, ids, training=None):
+    def call(self, inputs, training=None):
         import tensorflow as tf
 
         if not training or not self.rate:
-            return ids
+            return inputs
+        ids = inputs["token_ids"]
         keep = self._random_generator.random_uniform(tf.shape(ids)) >= self.rate
-        return tf.where(keep, ids, tf.zeros_like(ids))
+        out = {"token_ids": tf.where(keep, ids, tf.zeros_like(ids))}
+        if "ngram_ids" in inputs:
+            length, kept = ids.shape[1], []
+            for n in range(2, self.max_n + 1):
+                count = length - n + 1
+                gram = keep[:, :count]
+                for k in range(1, n):
+                    gram = tf.logical_and(gram, keep[:, k:k + count])
+                kept.append(gram)
+            grams = inputs["ngram_ids"]
+            out["ngram_ids"] = tf.where(tf.concat(kept, axis=1), grams, tf.zeros_like(grams))
+        return out
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "max_n": self.max_n,
+                "seed": self.seed}

@@ -51,14 +51,15 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
         grams = sum(cfg.max_length - n + 1 for n in range(2, cfg.ngrams + 1))
         inputs["ngram_ids"] = keras.Input((grams,), dtype="int32", name="ngram_ids")
         tables["ngram_ids"] = cfg.ngram_buckets + 1
+    ids = inputs
+    if cfg.token_dropout:
+        ids = TokenDropout(cfg.token_dropout, cfg.ngrams, name="token_dropout")(inputs)
     pooled = []
-    for name, ids in inputs.items():
-        if cfg.token_dropout:
-            ids = TokenDropout(cfg.token_dropout, name=f"{name}_dropout")(ids)
+    for name in inputs:
         embeddings = layers.Embedding(tables[name], cfg.embedding_dim,
-                                      name=name.replace("_ids", "_embedding"))(ids)
+                                      name=name.replace("_ids", "_embedding"))(ids[name])
         pooled.append(MaskedPooling(cfg.pooling, tables[name],
-                                    name=name.replace("_ids", "_pool"))(embeddings, ids))
+                                    name=name.replace("_ids", "_pool"))(embeddings, ids[name]))
     x = layers.Add()(pooled) if len(pooled) > 1 else pooled[0]
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout)(x)
