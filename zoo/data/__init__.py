@@ -96,7 +96,7 @@ def load(cfg, task: str):
 
 def batched(ds, batch_size: int, training: bool, *, cache: bool = True,
             shuffle_buffer: int = 10_000, seed: int = 42, repeat: bool = False,
-            preprocess=None):
+            preprocess=None, prefetch: bool = True):
     """cache -> shuffle -> batch (static shapes for training) -> [preprocess] -> prefetch."""
     import tensorflow as tf
 
@@ -113,7 +113,7 @@ def batched(ds, batch_size: int, training: bool, *, cache: bool = True,
     ds = ds.batch(batch_size, drop_remainder=training)
     if preprocess is not None:
         ds = ds.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 
 def check_dir(path: str, what: str) -> Path:
