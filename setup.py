@@ -23,4 +23,10 @@ setup(
         "protobuf==7.36.2",
         "pytest==9.2.0",
     ],
+    extras_require={
+        # `python -m tools.bench` only: its chart, and keras-hub's BertTextClassifier as the
+        # BERT baseline (needs Keras 3, which tensorflow 2.21 brings, and tensorflow-text,
+        # pinned above; installing it changes none of the pins above)
+        "bench": ["matplotlib==3.11.2", "keras-hub==0.32.0"],
+    },
 )

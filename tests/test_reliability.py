@@ -18,7 +18,8 @@ from zoo.train import run
 TINY = ["--model=mnist_cnn", "--dataset=synthetic", "--batch_size=16",
         "--set=data.synthetic_examples=1024", "--set=model.conv_filters=[8]",
         "--set=model.dense_units=16", "--set=train.log_every_steps=10",
-        "--set=train.deterministic=true"]
+        "--set=train.deterministic=true",
+        "--set=train.steps_per_execution=1"]  # step-level logs, backups and kills
 
 
 def train_cli(model_dir, *extra, **kw):

@@ -80,6 +80,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_backup(tmp_path):
     args = ["zoo.train", "--model=mnist_cnn", f"--model_dir={tmp_path}", "--dataset=synthetic",
             "--epochs=3", "--steps_per_epoch=120", "--batch_size=16",
             "--set", "train.checkpoint_every_steps=20", "--set", "train.log_every_steps=10",
+            "--set", "train.steps_per_execution=1",
             "--set", "model.conv_filters=[8]", "--set", "model.dense_units=16"]
     proc = subprocess.Popen([sys.executable, "-m", *args], stderr=subprocess.PIPE, text=True,
                             env=cli_env(), cwd=REPO)

@@ -8,40 +8,20 @@ import time
 import tf_keras as keras
 from absl import logging
 
+from zoo.timing import step_timer_class
 
-class ThroughputMeter(keras.callbacks.Callback):
-    """Training examples/second per epoch, validation excluded; the first epoch run is
-    warm-up (tracing) and is left out whenever a later epoch exists."""
+
+class ThroughputMeter(step_timer_class(keras)):
+    """Training examples/second, validation excluded: the median rate over windows of steps
+    (see `zoo.timing`); the first epoch run is warm-up (tracing) and is left out whenever a
+    later epoch exists."""
 
     def __init__(self, global_batch: int, steps_per_epoch: int, first_step: int = 0):
-        super().__init__()
+        super().__init__(global_batch, first_step)
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
-        self.first_step = first_step
-        self.epochs: list[tuple[int, float]] = []  # (steps run, seconds)
-        self._start = self._train_end = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._train_end = time.perf_counter(), None
-
-    def on_test_begin(self, logs=None):
-        if self._start is not None and self._train_end is None:
-            self._train_end = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        end = self._train_end or time.perf_counter()
-        steps = self.steps_per_epoch - (self.first_step if not self.epochs else 0)
-        self.epochs.append((steps, end - self._start))
-        self._start = None
 
     def includes_warmup(self) -> bool:
-        return len(self.epochs) < 2
-
-    def examples_per_sec(self) -> float | None:
-        timed = self.epochs[1:] or self.epochs
-        seconds = sum(s for _, s in timed)
-        if not seconds:
-            return None
-        return round(sum(n for n, _ in timed) * self.global_batch / seconds, 1)
+        return len(self.marks.epochs) < 2
 
 
 class ProgressLogger(keras.callbacks.Callback):

@@ -44,6 +44,7 @@ class DataConfig:
     data_dir: str = ""            # TFDS data_dir; empty = TFDS default (~/tensorflow_datasets)
     shuffle_buffer: int = bounded(10_000, low=0)
     cache: bool = True
+    prefetch: bool = True         # prefetch batches (AUTOTUNE) while a step runs
     synthetic_examples: int = bounded(2048, low=16)
     max_examples: int = bounded(0, low=0, doc="cap on training examples; 0 = all")
 
@@ -62,9 +63,14 @@ class TrainConfig:
     strategy: str = choice("auto", ["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"])
     tpu: str = ""
     cpu_devices: int = bounded(0, low=0, doc="split the CPU into N logical devices (0 = as is)")
-    mixed_precision: str = choice("none", ["none", "mixed_bfloat16", "mixed_float16"])
+    mixed_precision: str = choice("none", ["none", "mixed_bfloat16", "mixed_float16", "auto"],
+                                  doc="auto: mixed_bfloat16 on TPUs and CPUs with bfloat16 "
+                                      "instructions, mixed_float16 on GPUs, else none")
     jit_compile: bool = False
     steps_per_execution: int = bounded(1, low=1)
+    intra_op_threads: int = bounded(0, low=0, doc="threads inside one op; 0 = TensorFlow's "
+                                    "default (all cores)")
+    inter_op_threads: int = bounded(0, low=0, doc="ops run at once; 0 = TensorFlow's default")
     seed: int = 42
     deterministic: bool = False
     checkpoint_every_steps: int = bounded(500, low=0, doc="mid-epoch backup period; 0 = per epoch")

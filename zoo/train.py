@@ -139,6 +139,34 @@ def split_preprocessing(model):
     return None, model
 
 
+def set_threads(intra: int, inter: int):
+    """TensorFlow's CPU thread pools (0 keeps its default); they can only be set before the
+    first op runs, so a process that already ran one keeps its own and says so."""
+    import tensorflow as tf
+    try:
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as e:
+        logging.warning("thread settings not applied (TensorFlow is already running): %s", e)
+
+
+def precision_policy(name: str, strategy) -> str:
+    """The Keras precision policy; `auto` is mixed_bfloat16 on TPUs and on CPUs with bfloat16
+    instructions (AVX512-BF16, AMX), mixed_float16 on GPUs, none otherwise."""
+    if name != "auto":
+        return name
+    import tensorflow as tf
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "mixed_bfloat16"
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16"
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "none"
+
+
 def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     """Trains `cfg` into `model_dir` (resuming if a backup is there); returns the metrics."""
     model_dir = Path(model_dir)
@@ -146,6 +174,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     saved = saved_run(model_dir, cfg.model_name)
 
     t = cfg.train
+    set_threads(t.intra_op_threads, t.inter_op_threads)
     from zoo import distribute
     if t.cpu_devices:
         distribute.split_cpu(t.cpu_devices)
@@ -161,10 +190,10 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         tf.config.experimental.enable_op_determinism()
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)
-    if t.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(t.mixed_precision)
 
     strategy, why = distribute.choose(t.strategy, t.tpu)
+    precision = precision_policy(t.mixed_precision, strategy)
+    keras.mixed_precision.set_global_policy("float32" if precision == "none" else precision)
     replicas = strategy.num_replicas_in_sync
     strategy_name = distribute.describe(strategy)
     logging.info("strategy: %s with %d replica(s), because %s", strategy_name, replicas, why)
@@ -229,7 +258,8 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         logging.info("resumed from epoch %d, step %d of %s", start.epoch + 1, start.step,
                      model_dir)
 
-    pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess)
+    pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess,
+                    prefetch=cfg.data.prefetch)
     train_batches = data.batched(train_ds, t.batch_size, True, repeat=True,
                                  shuffle_buffer=cfg.data.shuffle_buffer, **pipeline)
     # the batches an uninterrupted run would see next
@@ -239,7 +269,8 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
 
     backup = keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
         str(model_dir / "backup"), delete_checkpoint=False,
-        save_freq=(max(1, min(t.checkpoint_every_steps, steps_per_epoch) // t.steps_per_execution)
+        save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
+                               // t.steps_per_execution))            # rounded up
                    if t.checkpoint_every_steps else "epoch"))
     meter = ThroughputMeter(t.batch_size, steps_per_epoch, start.step)
     stopper = GracefulStop(backup)
@@ -279,6 +310,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "wall_time_s": round(time.time() - started, 3),
         "strategy": strategy_name,
         "strategy_reason": why,
+        "mixed_precision": precision,
         "replicas": replicas,
         "epochs": t.epochs,
         "global_batch_size": t.batch_size,
@@ -294,6 +326,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         write_atomic(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     logging.info("accuracy %.4f, %.0f examples/s, %.1f s; wrote %s", metrics.get("accuracy", 0),
                  metrics["examples_per_sec"] or 0, metrics["wall_time_s"], model_dir)
+    keras.mixed_precision.set_global_policy("float32")  # models built later in this process
     return metrics
 
 

@@ -96,7 +96,7 @@ def load(cfg, task: str):
 
 def batched(ds, batch_size: int, training: bool, *, cache: bool = True,
             shuffle_buffer: int = 10_000, seed: int = 42, repeat: bool = False,
-            preprocess=None):
+            preprocess=None, prefetch: bool = True):
     """[preprocess] -> cache -> shuffle -> batch (static shapes for training) -> prefetch.
 
     `preprocess` (a text model's tokenizer) runs on batches of 256 before the cache, so a
@@ -117,7 +117,7 @@ def batched(ds, batch_size: int, training: bool, *, cache: bool = True,
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=training)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 
 def check_dir(path: str, what: str) -> Path:

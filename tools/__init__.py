@@ -1,0 +1,1 @@
+"""Developer tools: `python -m tools.bench` and the classic recipes it compares against."""
