@@ -272,3 +272,19 @@ def test_a_config_yaml_with_python_tags_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ConfigError, match=message):
         export_source.load(tmp_path)
     assert not marker.exists()
+
+
+def test_sigkill_resume_is_bit_identical_with_several_steps_per_execution(tmp_path):
+    # mnist_cnn's default runs 32 steps per call; backups then fall between executions
+    extra = ["--epochs=3", "--set=train.checkpoint_every_steps=16",
+             "--set=train.steps_per_execution=8", "--set=train.log_every_steps=8"]
+    assert train_cli(tmp_path / "whole", *extra).returncode == 0
+
+    proc = start_cli(tmp_path / "killed", *extra)
+    wait_for(proc, "epoch 2/3 step 48/64")
+    proc.kill()
+    proc.wait(timeout=60)
+    result = train_cli(tmp_path / "killed", *extra)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"resumed from epoch 2, step (32|48) of", result.stderr), result.stderr
+    assert digest(tmp_path / "killed") == digest(tmp_path / "whole")

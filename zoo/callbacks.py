@@ -49,12 +49,25 @@ def _fmt(logs) -> str:
     return " ".join(f"{k}={float(v):.4f}" for k, v in (logs or {}).items())
 
 
+class StepBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that records the last step a backup holds.
+
+    tf-keras 2.21 records the step at `on_train_batch_begin`, the first step of an execution:
+    with `steps_per_execution` > 1 a backup taken after steps 40..47 said 40, and the resumed
+    run trained steps 41..47 again on other data. Recording the execution's last step at its
+    end makes the resume exact (and an epoch's last backup resume at the next epoch)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._training_state._ckpt_saved_batch.assign(batch)
+        super().on_train_batch_end(batch, logs)
+
+
 class GracefulStop(keras.callbacks.Callback):
     """On SIGTERM or SIGINT: finish the current step, write a backup, stop training.
 
     `stopped_at` is the (epoch, batch) of the backup; `signal` the signal that asked."""
 
-    def __init__(self, backup: keras.callbacks.BackupAndRestore):
+    def __init__(self, backup: StepBackup):
         super().__init__()
         self.backup = backup
         self.signal = None

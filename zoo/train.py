@@ -182,7 +182,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     import tf_keras as keras
     from zoo import data
     from zoo import resume
-    from zoo.callbacks import GracefulStop, ProgressLogger, ThroughputMeter
+    from zoo.callbacks import GracefulStop, ProgressLogger, StepBackup, ThroughputMeter
 
     keras.utils.set_random_seed(t.seed)
     keras.backend.experimental.enable_tf_random_generator()  # see track_random_state
@@ -267,7 +267,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
     eval_steps = -(-info.eval_examples // t.batch_size)  # steps_per_execution needs a count
 
-    backup = keras.callbacks.BackupAndRestore(  # a backup at least at every epoch's end
+    backup = StepBackup(  # a backup at least at every epoch's end
         str(model_dir / "backup"), delete_checkpoint=False,
         save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
                                // t.steps_per_execution))            # rounded up
