@@ -3,7 +3,6 @@ tokenizer, training from scratch (default, Mirrored, XLA), mixed precision and e
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest

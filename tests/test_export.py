@@ -15,7 +15,6 @@ import pytest
 import tensorflow as tf
 
 from export import pipeline, serving, source as export_source, tflite
-from export.evaluate import accuracy
 from export.pipeline import AccuracyGateError, Options
 from export.source import ExportError, Source
 

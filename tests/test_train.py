@@ -1,6 +1,5 @@
 """End-to-end training: learning, artifacts, resume after SIGKILL, strategies, real data."""
 import json
-import os
 import re
 import signal
 import subprocess

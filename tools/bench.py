@@ -68,14 +68,21 @@ class Data:
     baseline: dict            # keyword arguments of the baseline's run()
 
 
+def data_directory(args, real: Path, needed: list[str], synthetic: Path,
+                   write_synthetic) -> tuple[Path, str]:
+    """(directory, source): `real` when it holds every `needed` entry and --synthetic is off,
+    else `synthetic`, filled by `write_synthetic(synthetic)`."""
+    if all((real / name).exists() for name in needed) and not args.synthetic:
+        return real, f"real: {real}"
+    write_synthetic(synthetic)
+    return synthetic, "synthetic"
+
+
 def mnist_data(work: Path, args) -> Data:
     """The real MNIST test set (8,000 to train, 2,000 to evaluate) or synthetic IDX files."""
-    real = SHARED / "data" / "mnist"
-    if (real / "t10k-images-idx3-ubyte.gz").is_file() and not args.synthetic:
-        directory, source = real, f"real: {real}"
-    else:
-        directory, source = work / "data" / "mnist", "synthetic"
-        write_synthetic_idx(directory, 10_000)
+    directory, source = data_directory(
+        args, SHARED / "data" / "mnist", ["t10k-images-idx3-ubyte.gz"], work / "data" / "mnist",
+        lambda d: write_synthetic_idx(d, 10_000))
     n = args.train_examples or 8000
     return Data(source, [f"data.dataset=idx:{directory}", f"data.train_split=t10k[:{n}]",
                          "data.eval_split=t10k[8000:]"],
@@ -101,13 +108,10 @@ def write_synthetic_idx(directory: Path, n: int, seed: int = 0):
 
 def imgcls_data(work: Path, args) -> Data:
     """Class folders of 150x150 JPEGs: `../shared/data/cats_vs_dogs` or synthetic ones."""
-    real = SHARED / "data" / "cats_vs_dogs"
-    if (real / "train").is_dir() and (real / "validation").is_dir() and not args.synthetic:
-        directory, source = real, f"real: {real}"
-    else:
-        directory, source = work / "data" / "imgcls", "synthetic"
-        n = args.train_examples or (384 if args.quick else 1600)
-        write_synthetic_folder(directory, n, max(64, n // 4))
+    n = args.train_examples or (384 if args.quick else 1600)
+    directory, source = data_directory(
+        args, SHARED / "data" / "cats_vs_dogs", ["train", "validation"], work / "data" / "imgcls",
+        lambda d: write_synthetic_folder(d, n, max(64, n // 4)))
     cap = [f"data.max_examples={args.train_examples}"] if args.train_examples else []
     return Data(source, [f"data.dataset=folder:{directory}", "data.train_split=train",
                          "data.eval_split=validation", "data.shuffle_buffer=1000", *cap],
@@ -135,12 +139,8 @@ def write_synthetic_folder(directory: Path, n_train: int, n_eval: int, size: int
 
 def sst2_data(work: Path, args) -> Data:
     """GLUE SST-2 (`train.tsv`, `dev.tsv`) or synthetic sentences of the same layout."""
-    real = SHARED / "data" / "sst2"
-    if (real / "train.tsv").is_file() and not args.synthetic:
-        directory, source = real, f"real: {real}"
-    else:
-        directory, source = work / "data" / "sst2", "synthetic"
-        write_synthetic_tsv(directory)
+    directory, source = data_directory(args, SHARED / "data" / "sst2", ["train.tsv"],
+                                       work / "data" / "sst2", write_synthetic_tsv)
     n = args.train_examples or (16_000 if args.quick else 0)
     cap = [f"data.max_examples={n}"] if n else []
     return Data(source, [f"data.dataset=tsv:{directory}", "data.train_split=train",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 
 import tf_keras as keras
 from absl import logging
@@ -15,10 +14,6 @@ class ThroughputMeter(step_timer_class(keras)):
     """Training examples/second, validation excluded: the median rate over windows of steps
     (see `zoo.timing`); the first epoch run is warm-up (tracing) and is left out whenever a
     later epoch exists."""
-
-    def __init__(self, global_batch: int, steps_per_epoch: int, first_step: int = 0):
-        super().__init__(global_batch, first_step)
-        self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
 
     def includes_warmup(self) -> bool:
         return len(self.marks.epochs) < 2

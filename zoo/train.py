@@ -272,7 +272,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
                                // t.steps_per_execution))            # rounded up
                    if t.checkpoint_every_steps else "epoch"))
-    meter = ThroughputMeter(t.batch_size, steps_per_epoch, start.step)
+    meter = ThroughputMeter(t.batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
         backup,
