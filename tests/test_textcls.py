@@ -19,7 +19,8 @@ VOCAB = ["[PAD]", "[UNK]", "!", ",", ".", "?", "the", "movie", "was", "great", "
          "a", "##s", "film", "not"]
 TINY = ["data.dataset=synthetic", "data.synthetic_examples=768", "train.epochs=3",
         "train.batch_size=32", "model.vocab_size=300", "model.embedding_dim=16",
-        "model.ngram_buckets=1000", "model.max_length=32", "train.learning_rate=0.01"]
+        "model.ngrams=2", "model.ngram_buckets=1000", "model.max_length=32",
+        "train.learning_rate=0.01"]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +72,11 @@ def cores(lengths=(6, 16), **fields):
     return [predict(core, cfg) for core, cfg in zip(built, configs)]
 
 
-def test_padding_never_changes_a_prediction():
-    core, longer_core = cores(ngram_buckets=50)
+@pytest.mark.parametrize("pooling", ["padded_mean", "sqrt"])
+def test_padding_never_changes_a_prediction(pooling):
+    core, _ = cores(ngram_buckets=50, ngrams=2, pooling=pooling)
     ids = np.array([[5, 9, 3, 0, 0, 0]], np.int32)
     alone = core(ids)
-    np.testing.assert_allclose(longer_core(np.pad(ids, [(0, 0), (0, 10)])), alone, atol=1e-6)
     batch = np.array([[5, 9, 3, 0, 0, 0], [7, 7, 7, 7, 7, 7]], np.int32)
     np.testing.assert_allclose(core(batch)[:1], alone, atol=1e-6)
     empty = core(np.zeros((2, 6), np.int32))  # no division by zero
@@ -83,12 +84,36 @@ def test_padding_never_changes_a_prediction():
     np.testing.assert_allclose(empty.sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_padded_mean_is_the_mean_over_every_position_padding_included():
+    from zoo.models.text_layers import MaskedPooling
+    embeddings = tf.random.normal([2, 5, 3])
+    ids = tf.constant([[4, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(MaskedPooling("padded_mean", 10)(embeddings, ids),
+                               embeddings.numpy().mean(axis=1), atol=1e-6)
+    longer = MaskedPooling("padded_mean", 10)(tf.pad(embeddings, [[0, 0], [0, 5], [0, 0]]),
+                                              tf.pad(ids, [[0, 0], [0, 5]]))
+    np.testing.assert_allclose(longer, embeddings.numpy().sum(axis=1) / 10, atol=1e-6)
+
+
 @pytest.mark.parametrize("pooling", ["mean", "sum", "sqrt"])
-def test_every_pooling_ignores_padding(pooling):
+def test_every_masked_pooling_ignores_padding_of_any_length(pooling):
     core, longer_core = cores(lengths=(4, 8), pooling=pooling)
     ids = np.array([[4, 8, 0, 0]], np.int32)
     np.testing.assert_allclose(longer_core(np.pad(ids, [(0, 0), (0, 4)])), core(ids),
                                atol=1e-6)
+
+
+def test_word_vocabulary_keeps_the_most_frequent_words_and_unknowns_whole_words(tmp_path):
+    texts = tf.data.Dataset.from_tensor_slices(
+        ["The movie was great.", "the MOVIE was bad", "a film, the end", "Café"])
+    vocab = wordpiece.learn_word_vocabulary(texts, 6, ["[PAD]", "[UNK]"])
+    assert vocab == ["[PAD]", "[UNK]", "the", "movie", "was", ","]  # ties: sorted
+    path = tmp_path / "vocab.txt"
+    wordpiece.write_vocabulary(path, vocab)
+    model = build(TextClsConfig(vocab_file=str(path), max_length=6, ngrams=1))
+    assert list(ids_of(model, ["The movies was, greatest"])[0]) == [2, 1, 4, 5, 1, 0]
+    assert wordpiece.learn_word_vocabulary(texts.take(0), 6, ["[PAD]", "[UNK]"]) == [
+        "[PAD]", "[UNK]"]
 
 
 def test_textcls_learns_and_writes_its_vocabulary(trained):

@@ -25,10 +25,20 @@ def test_classic_overrides_build_exactly_the_tutorial_network():
     kinds = [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers]
     assert kinds == [("InputLayer", (28, 28, 1)), ("Rescaling", (28, 28, 1)),
                      ("Conv2D", (26, 26, 32)), ("MaxPooling2D", (13, 13, 32)),
-                     ("Flatten", (5408,)), ("Dense", (128,)), ("Dense", (10,)),
-                     ("Activation", (10,))]
+                     ("ReLU", (13, 13, 32)), ("Flatten", (5408,)), ("Dense", (128,)),
+                     ("Dense", (10,)), ("Activation", (10,))]
     assert model.inputs[0].dtype.name == "uint8"
     assert model.count_params() == 320 + 5408 * 128 + 128 + 1290
+    # the ReLU after the pooling (cheaper) computes the tutorial's conv-ReLU-pool exactly
+    import tf_keras as keras
+    from tf_keras import layers
+    tutorial = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Rescaling(1 / 255.0),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+        layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")])
+    tutorial.set_weights(model.get_weights())
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8)
+    np.testing.assert_allclose(model(images), tutorial(images.astype(np.float32)), atol=1e-6)
 
 
 def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):

@@ -1,7 +1,7 @@
 """`textcls`: raw sentences in, class probabilities out.
 
-    text -> WordPiece tokenizer (in the graph) -> token ids (+ hashed bigram ids)
-         -> embeddings -> masked pooling -> [dense] -> softmax
+    text -> BERT-style tokenizer (in the graph) -> token ids [+ hashed n-gram ids]
+         -> embeddings -> pooling -> [dense] -> softmax
 
 The tokenizer is the layer named `preprocessor` and the rest the sub-model `core`: training
 tokenizes in the input pipeline and fits `core`; the exported models keep both, so serving and
@@ -22,16 +22,20 @@ INT32_MAX = 2**31 - 1  # n-gram hashing multiplies bucket ids by the vocabulary 
 @dataclasses.dataclass
 class TextClsConfig:
     num_classes: int = bounded(2, low=2)
-    vocab_size: int = bounded(8000, low=16,
-                              doc="size of the WordPiece vocabulary learned from the data")
+    vocabulary: str = choice("words", ["words", "wordpiece"],
+                             doc="learned from the training split: its most frequent words "
+                                 "(others are [UNK]) or WordPiece sub-words")
+    vocab_size: int = bounded(10_000, low=16, doc="size of the learned vocabulary")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
     lower_case: bool = True
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
     embedding_dim: int = bounded(64, low=1)
     ngrams: int = bounded(2, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
     ngram_buckets: int = bounded(100_000, low=1, doc="hash buckets shared by the n-grams")
-    pooling: str = choice("sqrt", ["mean", "sum", "sqrt"],
-                          doc="masked mean, masked sum, or sum / sqrt(length)")
+    pooling: str = choice("padded_mean", ["padded_mean", "mean", "sum", "sqrt"],
+                          doc="mean over all max_length positions (padding has a learned "
+                              "embedding), or over the text's tokens: mean, sum, "
+                              "sum / sqrt(count)")
     dense_units: int = bounded(0, low=0, doc="0 = no hidden dense layer")
     dropout: float = bounded(0.5, low=0.0, high=1.0, high_open=True)
     token_dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True,
@@ -39,8 +43,7 @@ class TextClsConfig:
 
 
 def build_core(cfg: TextClsConfig, vocab_size: int):
-    """{"token_ids", ["ngram_ids"]} [batch, length] -> probabilities; id 0 (padding) never
-    counts."""
+    """{"token_ids", ["ngram_ids"]} [batch, length] -> probabilities; id 0 is padding."""
     import tf_keras as keras
     from tf_keras import layers
     from zoo.models.text_layers import MaskedPooling, TokenDropout
@@ -71,13 +74,14 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
 
 
 def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
-    """Learns the WordPiece vocabulary from the training texts into `assets_dir/vocab.txt`
-    unless `vocab_file` names one."""
+    """Learns the vocabulary (`vocabulary`: words or WordPiece) from the training texts into
+    `assets_dir/vocab.txt` unless `vocab_file` names one."""
     if cfg.vocab_file:
         return cfg
-    tokens = wordpiece.learn_vocabulary(train_ds.map(lambda text, label: text),
-                                        cfg.vocab_size, [wordpiece.PAD, wordpiece.UNK],
-                                        cfg.lower_case)
+    learn = (wordpiece.learn_word_vocabulary if cfg.vocabulary == "words"
+             else wordpiece.learn_vocabulary)
+    tokens = learn(train_ds.map(lambda text, label: text), cfg.vocab_size,
+                   [wordpiece.PAD, wordpiece.UNK], cfg.lower_case)
     path = Path(assets_dir) / "vocab.txt"
     wordpiece.write_vocabulary(path, tokens)
     return dataclasses.replace(cfg, vocab_file=str(path.resolve()))
@@ -85,7 +89,7 @@ def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
 
 @register("textcls", task="text_classification", config=TextClsConfig, prepare=prepare)
 def build(cfg: TextClsConfig):
-    """Text classifier: WordPiece tokenizer inside, word + hashed n-gram embeddings, pooling."""
+    """Text classifier: BERT-style tokenizer inside, word (+ n-gram) embeddings, pooling."""
     if cfg.vocab_file:
         vocabulary = wordpiece.read_vocabulary(cfg.vocab_file)
     else:  # an untrained model (the registry table): a placeholder vocabulary of the size

@@ -1,5 +1,7 @@
-"""WordPiece vocabularies: learned from a training split with tensorflow-text's vocabulary
-tools, saved as `vocab.txt` (one token a line, the line number is the id), and read back.
+"""Vocabularies for tensorflow-text's BERT tokenizer: WordPiece vocabularies learned from a
+training split with tensorflow-text's vocabulary tools, or whole-word vocabularies (the most
+frequent words of the split); saved as `vocab.txt` (one token a line, the line number is the
+id), and read back.
 
 Text models tokenize in the graph with `tensorflow_text.FastBertTokenizer` over such a file;
 it converts to TFLite as a custom op that LiteRT runs with tensorflow-text's op registrar.
@@ -22,6 +24,27 @@ def learn_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
     return bert_vocab_from_dataset.bert_vocab_from_dataset(
         texts.prefetch(2), vocab_size=vocab_size, reserved_tokens=list(reserved_tokens),
         bert_tokenizer_params={"lower_case": lower_case})
+
+
+def learn_word_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
+                          lower_case: bool = True) -> list[str]:
+    """The `vocab_size` - len(reserved_tokens) most frequent words of `texts` after BERT's
+    splitting (lower-casing, accent stripping, punctuation as words), `reserved_tokens` first.
+    No `##` pieces: with this vocabulary every other word is one [UNK]."""
+    import collections
+
+    from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
+
+    if texts.element_spec.shape.rank == 0:
+        texts = texts.batch(1024)
+    split = BasicTokenizer(lower_case=lower_case).tokenize
+    counts = collections.Counter()
+    for words in texts.map(lambda t: split(t).flat_values).prefetch(2).as_numpy_iterator():
+        counts.update(w.decode("utf-8") for w in words)
+    for token in reserved_tokens:
+        counts.pop(token, None)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # ties: stable order
+    return list(reserved_tokens) + [w for w, _ in ranked[:vocab_size - len(reserved_tokens)]]
 
 
 def write_vocabulary(path: str | Path, tokens: list[str]):
