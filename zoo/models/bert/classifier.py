@@ -22,6 +22,7 @@ from zoo.registry import register
 RESERVED = [wordpiece.PAD, wordpiece.UNK, wordpiece.CLS, wordpiece.SEP, wordpiece.MASK]
 LEARNED_VOCAB_SIZE = 8000
 SIZES = ("layers", "hidden", "heads", "intermediate")
+ARCHITECTURE = (*SIZES, "vocab_size", "max_position", "type_vocab_size")  # a checkpoint's
 
 
 @dataclasses.dataclass
@@ -85,8 +86,7 @@ def prepare(cfg: BertConfig, train_ds, assets_dir: Path) -> BertConfig:
             raise ConfigError(f"model.vocab_file={cfg.vocab_file} is not the checkpoint's "
                               f"{found['vocab']}; drop the override")
         shutil.copyfile(found["vocab"], target)
-        changes = {key: config[key] for key in (*SIZES, "vocab_size", "max_position",
-                                                "type_vocab_size", "lower_case")}
+        changes = {key: config[key] for key in (*ARCHITECTURE, "lower_case")}
     elif cfg.vocab_file:
         shutil.copyfile(cfg.vocab_file, target)
         changes = {"vocab_size": cfg.vocab_size or len(wordpiece.read_vocabulary(target))}

@@ -45,9 +45,8 @@ def load(directory, max_length: int | None = None) -> TextEncoder:
         max_length = (json.loads(st_config.read_text()).get("max_seq_length", 128)
                       if st_config.is_file() else 128)
     max_length = min(max_length, config["max_position"])
-    sizes = {key: config[key] for key in (*classifier.SIZES, "vocab_size", "max_position",
-                                          "type_vocab_size")}
-    cfg = classifier.BertConfig(**sizes, max_length=max_length, dropout=0.0)
+    architecture = {key: config[key] for key in classifier.ARCHITECTURE}
+    cfg = classifier.BertConfig(**architecture, max_length=max_length, dropout=0.0)
     encoder = classifier.build_encoder(cfg, config["vocab_size"])
     checkpoints.load_into(encoder, directory)
     tokenizer = BertTokenizer(wordpiece.read_vocabulary(found["vocab"]), config["lower_case"],
