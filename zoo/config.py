@@ -56,6 +56,7 @@ class TrainConfig:
     steps_per_epoch: int = bounded(0, low=0, doc="0 = one pass over the training split")
     optimizer: str = choice("adam", ["adam", "lazy_adam", "adamw", "sgd", "rmsprop"],
                             doc="lazy_adam: Adam with sparse embedding updates")
+    fused_adam: bool = True       # adam/adamw on TensorFlow's fused kernel (same formula)
     learning_rate: float = bounded(1e-3, low=0.0, high=10.0)
     lr_schedule: str = choice("constant", ["constant", "cosine", "linear"])
     warmup_fraction: float = bounded(0.0, low=0.0, high=1.0, high_open=True)

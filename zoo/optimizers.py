@@ -1,4 +1,5 @@
-"""Optimizer pieces that tf-keras lacks: a warm-up schedule and a sparse ("lazy") Adam."""
+"""Optimizer pieces that tf-keras lacks: a warm-up schedule, an Adam on TensorFlow's fused
+kernel and a sparse ("lazy") Adam."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -24,12 +25,38 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
 
 
-class LazyAdam(keras.optimizers.Adam):
+class FusedAdam(keras.optimizers.Adam):
+    """Adam whose dense update is TensorFlow's fused `ResourceApplyAdam` kernel.
+
+    tf-keras runs Adam's update as separate element-wise ops, each a pass over the variable
+    or a moment; it fuses them only with XLA, which it enables only on GPUs. The kernel
+    computes the same formula in one pass. A sparse gradient (an embedding's) is made dense
+    first: Adam decays every row's moments at every step anyway, and tf-keras's sparse path
+    does that in several dense passes. Weight decay (AdamW) stays the base class's decoupled
+    step; AMSGrad takes Adam's own update."""
+
+    def update_step(self, gradient, variable):
+        if self.amsgrad:
+            return super().update_step(gradient, variable)
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+        dtype = variable.dtype
+        index = self._index_dict[self._var_key(variable)]
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(self.learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+
+
+class LazyAdam(FusedAdam):
     """Adam whose sparse updates (embedding gradients) touch only the rows in the batch.
 
     Plain Adam decays its moments and updates every row of an embedding table at every step:
     with a 100k-row table that dense work is most of a bag-of-words model's step time. Dense
-    gradients take Adam's own update."""
+    gradients take the fused update."""
 
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices):

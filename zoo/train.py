@@ -92,7 +92,7 @@ def weights_digest(model) -> str:
 def make_optimizer(cfg, total_steps: int):
     """The optimizer with its learning-rate schedule (warm-up, then constant/cosine/linear)."""
     import tf_keras as keras
-    from zoo.optimizers import LazyAdam, WarmUp
+    from zoo.optimizers import FusedAdam, LazyAdam, WarmUp
 
     t = cfg.train
     warmup = int(t.warmup_fraction * total_steps)
@@ -104,12 +104,13 @@ def make_optimizer(cfg, total_steps: int):
     if warmup:
         lr = WarmUp(t.learning_rate, warmup, lr)
     decay = t.weight_decay or None
+    adam = FusedAdam if t.fused_adam else keras.optimizers.Adam
     if t.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=decay)
+        return adam(lr, weight_decay=decay)
     if t.optimizer == "lazy_adam":
         return LazyAdam(lr, weight_decay=decay)
-    if t.optimizer == "adamw":
-        opt = keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, epsilon=1e-6)
+    if t.optimizer == "adamw":  # tf-keras's weight decay is decoupled: this is AdamW
+        opt = adam(lr, weight_decay=t.weight_decay, epsilon=1e-6)
         opt.exclude_from_weight_decay(var_names=["bias", "LayerNorm", "layer_norm", "gamma",
                                                  "beta"])
         return opt
