@@ -276,11 +276,13 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     meter = ThroughputMeter(t.batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
+        meter,  # first: an epoch's last mark precedes the backup taken at its last step, so
+                # that backup counts as epoch-end work, like validation and the epoch's
+                # checkpoint (a mid-epoch backup still falls in a timed window)
         backup,
         keras.callbacks.ModelCheckpoint(str(model_dir / "checkpoints" / "ckpt-{epoch:04d}"),
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(str(model_dir / "logs"), profile_batch=0),
-        meter,
     ]
     if t.checkpoint_every_steps and not isinstance(
             strategy, tf.distribute.MultiWorkerMirroredStrategy):
