@@ -29,7 +29,7 @@ class TextClsConfig:
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
     lower_case: bool = True
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
-    embedding_dim: int = bounded(64, low=1)
+    embedding_dim: int = bounded(16, low=1)
     ngrams: int = bounded(2, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
     ngram_buckets: int = bounded(100_000, low=1, doc="hash buckets shared by the n-grams")
     pooling: str = choice("padded_mean", ["padded_mean", "mean", "sum", "sqrt"],
