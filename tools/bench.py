@@ -152,12 +152,12 @@ def bert_data(work: Path, args) -> Data:
     data = sst2_data(work, args)
     vocab = SHARED / "models" / "all-MiniLM-L6-v2" / "vocab.txt"
     if not vocab.is_file() or args.synthetic:  # every word of the training sentences
+        from tools.baselines.textcls_classic import read_tsv
         from zoo.models import wordpiece
         from zoo.models.bert.classifier import RESERVED
         vocab = work / "data" / "vocab.txt"
-        train = Path(data.baseline["data_dir"]) / "train.tsv"
-        words = sorted({w for line in train.read_text().splitlines()[1:]
-                        for w in line.split("\t")[0].split()})
+        sentences, _ = read_tsv(Path(data.baseline["data_dir"]) / "train.tsv")
+        words = sorted({w for sentence in sentences for w in sentence.split()})
         wordpiece.write_vocabulary(vocab, RESERVED + words)
     n = args.train_examples or (192 if args.quick else 960)
     data.baseline.update(vocab_file=str(vocab), max_train=n, max_eval=64 if args.quick else 256)

@@ -13,17 +13,20 @@ from pathlib import Path
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 
 
+def in_batches(texts):
+    """A dataset of strings in batches of 1024 (left as it is when already batched)."""
+    return texts.batch(1024) if texts.element_spec.shape.rank == 0 else texts
+
+
 def learn_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
                      lower_case: bool = True) -> list[str]:
     """A WordPiece vocabulary of at most `vocab_size` tokens (`reserved_tokens` first, in
     order) learned from `texts`, a tf.data.Dataset of strings (batched or not)."""
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
-    if texts.element_spec.shape.rank == 0:
-        texts = texts.batch(1024)
     return bert_vocab_from_dataset.bert_vocab_from_dataset(
-        texts.prefetch(2), vocab_size=vocab_size, reserved_tokens=list(reserved_tokens),
-        bert_tokenizer_params={"lower_case": lower_case})
+        in_batches(texts).prefetch(2), vocab_size=vocab_size,
+        reserved_tokens=list(reserved_tokens), bert_tokenizer_params={"lower_case": lower_case})
 
 
 def learn_word_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
@@ -35,11 +38,10 @@ def learn_word_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
 
     from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 
-    if texts.element_spec.shape.rank == 0:
-        texts = texts.batch(1024)
     split = BasicTokenizer(lower_case=lower_case).tokenize
     counts = collections.Counter()
-    for words in texts.map(lambda t: split(t).flat_values).prefetch(2).as_numpy_iterator():
+    words_of_batches = in_batches(texts).map(lambda t: split(t).flat_values).prefetch(2)
+    for words in words_of_batches.as_numpy_iterator():
         counts.update(w.decode("utf-8") for w in words)
     for token in reserved_tokens:
         counts.pop(token, None)
