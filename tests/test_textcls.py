@@ -103,6 +103,17 @@ def test_every_masked_pooling_ignores_padding_of_any_length(pooling):
                                atol=1e-6)
 
 
+def test_ngram_hash_spreads_the_ngrams_over_the_buckets_whatever_the_sizes():
+    # The bigrams (a, 7) for a = 1..1000 with 10,000 words and 100,000 buckets: a hash taken
+    # modulo the buckets alone puts them in 10 buckets (only a mod 10 survives).
+    ids = tf.constant([[a, 7, 0] for a in range(1, 1001)], tf.int32)
+    grams = hash_ngrams(ids, 2, 10_000, 100_000).numpy()
+    assert grams.shape == (1000, 2) and not grams[:, 1].any()  # (7, [PAD]) is no bigram
+    assert len(set(grams[:, 0])) > 980 and 1 <= grams[:, 0].min() <= grams[:, 0].max() <= 100_000
+    trigrams = hash_ngrams(tf.constant([[3, 4, 5], [3, 4, 6]]), 3, 10_000, 100_000).numpy()
+    assert trigrams[0, 2] != trigrams[1, 2] and (trigrams[:, :2] > 0).all()
+
+
 def test_word_vocabulary_keeps_the_most_frequent_words_and_unknowns_whole_words(tmp_path):
     texts = tf.data.Dataset.from_tensor_slices(
         ["The movie was great.", "the MOVIE was bad", "a film, the end", "Café"])

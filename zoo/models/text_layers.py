@@ -38,25 +38,37 @@ class Tokenize(keras.layers.Layer):
                 "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets}
 
 
+NGRAM_PRIME = 2**31 - 1  # n-gram hashes are taken modulo this prime ...
+NGRAM_SCRAMBLE = 1_540_483_477  # ... and multiplied by this constant modulo it
+
+
 def hash_ngrams(ids, max_n: int, vocab_size: int, buckets: int):
-    """Token ids [batch, length] -> the ids of their 2..`max_n`-grams, concatenated: for the
-    n-gram starting at i, h = ids[i]; h = (h * vocab_size + ids[i + k]) mod buckets for
-    k = 1..n-1; its id is h + 1, or 0 where the n-gram touches padding. Apps that tokenize
-    themselves compute the same (`vocab_size * buckets` fits in int32).
+    """Token ids [batch, length] -> the ids of their 2..`max_n`-grams, concatenated. For the
+    n-gram starting at i, in int64: h = ids[i]; h = (h * vocab_size + ids[i + k]) mod P for
+    k = 1..n-1, with P = 2**31 - 1; then h = (h * 1540483477 mod P) mod buckets. Its id is
+    h + 1, or 0 where the n-gram touches padding. Apps that tokenize themselves compute the
+    same.
+
+    The multiplication modulo the prime scatters the n-grams over the buckets whatever
+    `vocab_size` and `buckets` are: reducing `h * vocab_size + token` modulo `buckets` alone
+    would keep only `ids[i] mod 10` of the first token when vocab_size=10000 and
+    buckets=100000.
 
     This runs in the preprocessor, not the model core: integer arithmetic inside a model stops
     int16x8 calibration."""
     import tensorflow as tf
 
     length = ids.shape[1]
+    ids64 = tf.cast(ids, tf.int64)
     grams = []
     for n in range(2, max_n + 1):
         count = length - n + 1
-        hashed, real = ids[:, :count], ids[:, :count] > 0
+        hashed, real = ids64[:, :count], ids[:, :count] > 0
         for k in range(1, n):
-            token = ids[:, k:k + count]
-            hashed = tf.math.floormod(hashed * vocab_size + token, buckets)
-            real = tf.logical_and(real, token > 0)
+            hashed = tf.math.floormod(hashed * vocab_size + ids64[:, k:k + count], NGRAM_PRIME)
+            real = tf.logical_and(real, ids[:, k:k + count] > 0)
+        hashed = tf.math.floormod(tf.math.floormod(hashed * NGRAM_SCRAMBLE, NGRAM_PRIME), buckets)
+        hashed = tf.cast(hashed, tf.int32)
         grams.append(tf.where(real, hashed + 1, tf.zeros_like(hashed)))
     return tf.concat(grams, axis=1)
 

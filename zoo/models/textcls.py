@@ -16,9 +16,6 @@ from zoo.config import ConfigError, bounded, choice
 from zoo.models import wordpiece
 from zoo.registry import register
 
-INT32_MAX = 2**31 - 1  # n-gram hashing multiplies bucket ids by the vocabulary size
-
-
 @dataclasses.dataclass
 class TextClsConfig:
     num_classes: int = bounded(2, low=2)
@@ -31,7 +28,8 @@ class TextClsConfig:
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
     embedding_dim: int = bounded(16, low=1)
     ngrams: int = bounded(2, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
-    ngram_buckets: int = bounded(100_000, low=1, doc="hash buckets shared by the n-grams")
+    ngram_buckets: int = bounded(100_000, low=1, high=2**31 - 2,
+                                  doc="hash buckets shared by the n-grams")
     pooling: str = choice("padded_mean", ["padded_mean", "mean", "sum", "sqrt"],
                           doc="mean over all max_length positions (padding has a learned "
                               "embedding), or over the text's tokens: mean, sum, "
@@ -98,9 +96,6 @@ def build(cfg: TextClsConfig):
     if vocabulary[0] != wordpiece.PAD:
         raise ConfigError(f"{cfg.vocab_file}: the first token is {vocabulary[0]!r}; textcls "
                           f"pads with id 0 and expects {wordpiece.PAD!r} there")
-    if cfg.ngrams > 1 and len(vocabulary) * cfg.ngram_buckets > INT32_MAX:
-        raise ConfigError(f"model.ngram_buckets={cfg.ngram_buckets} times the {len(vocabulary)} "
-                          f"tokens of the vocabulary exceeds int32; lower model.ngram_buckets")
     import tf_keras as keras
     from zoo.models.text_layers import Tokenize
 
