@@ -224,14 +224,11 @@ def read_tensors(directory: str | Path, layers: int) -> dict[str, np.ndarray]:
 def assign(variables: dict, tensors: dict[str, np.ndarray], origin: str):
     """Assigns `tensors` to `variables` (both keyed by Google name) after checking that every
     variable has a tensor of its shape and every tensor a variable: all or nothing."""
-    missing = sorted(set(variables) - set(tensors))
-    if missing:
-        raise CheckpointError(f"{origin}: missing tensor {missing[0]}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    extra = sorted(set(tensors) - set(variables))
-    if extra:
-        raise CheckpointError(f"{origin}: unexpected tensor {extra[0]}"
-                              + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+    for what, names in (("missing", set(variables) - set(tensors)),
+                        ("unexpected", set(tensors) - set(variables))):
+        if names:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            raise CheckpointError(f"{origin}: {what} tensor {min(names)}{more}")
     for name, variable in variables.items():
         if tuple(tensors[name].shape) != tuple(variable.shape):
             raise CheckpointError(f"{origin}: tensor {name} has shape {list(tensors[name].shape)}"
