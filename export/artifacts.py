@@ -80,7 +80,8 @@ def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> l
             path = stage / "tflite" / f"{stem}.tflite"
             path.write_bytes(tflite.convert(source, quantization,
                                             calibration_feed(source, calibration, tokens), tokens))
-            built.append(tflite_artifact(f"tflite/{stem}", "tflite", quantization, path, source, tokens))
+            built.append(tflite_artifact(f"tflite/{stem}", "tflite", quantization, path, source,
+                                         tokens))
     if "tpu" in options.formats:
         path = stage / "tpu"
         tpu.write_tpu_saved_model(source, path, options.tpu_batch_size)

@@ -576,8 +576,9 @@ def tables(result: dict) -> str:
                 for k, v in r.get("baseline_variants", {}).items()]
     for model, label, v in variants:
         base = next(r for r in result["models"] if r["model"] == model)["training"]
+        speedup = ratio(v.get("examples_per_sec"), base.get("classic_examples_per_sec"))
         lines.append(f"\n{model} classic with {label}: {fmt(v.get('examples_per_sec'), ',.1f')}"
-                     f" ex/s ({fmt(ratio(v.get('examples_per_sec'), base.get('classic_examples_per_sec')), '.2f')}x"
+                     f" ex/s ({fmt(speedup, '.2f')}x"
                      f" of float32), accuracy {fmt(v.get('accuracy'), '.4f')}"
                      + (f", error: {v['error']}" if "error" in v else ""))
     for row in result["models"]:

@@ -235,7 +235,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     parts = path.strip().split(".")
     if len(parts) != 2 or parts[0] not in SECTIONS or not parts[1]:
         raise ConfigError(
-            f"bad --set key {path!r}; expected SECTION.KEY with SECTION one of {', '.join(SECTIONS)}")
+            f"bad --set key {path!r}; expected SECTION.KEY with SECTION one of "
+            f"{', '.join(SECTIONS)}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -300,7 +301,8 @@ def validate(cfg: ExperimentConfig):
         raise ConfigError(f"bad export.quantize {sorted(bad_q)}; accepted: "
                           "float32, dynamic, float16, int8, int16x8")
     if cfg.train.strategy == "tpu" and cfg.train.mixed_precision == "mixed_float16":
-        raise ConfigError("train.mixed_precision=mixed_float16 is for GPUs; use mixed_bfloat16 on TPU")
+        raise ConfigError("train.mixed_precision=mixed_float16 is for GPUs; "
+                          "use mixed_bfloat16 on TPU")
     check = getattr(cfg.model, "validate", None)
     if check:
         check()
