@@ -33,6 +33,16 @@ def test_defaults_come_from_the_model_yaml():
     assert cfg.model.conv_filters == on_disk["model"]["conv_filters"]
 
 
+@pytest.mark.parametrize("name", registry.names())
+def test_each_model_config_class_defaults_to_its_yaml(name):
+    # build(ConfigClass()) in Python must build the model the CLI and create_model build
+    import dataclasses
+    written = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["model"]
+    defaults = dataclasses.asdict(registry.get(name).config())
+    assert {k: v for k, v in written.items() if k != "name"} == {
+        k: defaults[k] for k in written if k != "name"}
+
+
 def test_overrides_are_typed():
     cfg = load_config("mnist_cnn", overrides=[
         "model.conv_filters=[32]", "model.dense_units=128", "model.dropout=0",

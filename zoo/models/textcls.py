@@ -18,6 +18,7 @@ from zoo.registry import register
 
 @dataclasses.dataclass
 class TextClsConfig:
+    """The model section of `configs/textcls.yaml`; the defaults here are that file's."""
     num_classes: int = bounded(2, low=2)
     vocabulary: str = choice("words", ["words", "wordpiece"],
                              doc="learned from the training split: its most frequent words "
@@ -27,16 +28,16 @@ class TextClsConfig:
     lower_case: bool = True
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
     embedding_dim: int = bounded(16, low=1)
-    ngrams: int = bounded(2, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
+    ngrams: int = bounded(1, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
     ngram_buckets: int = bounded(100_000, low=1, high=2**31 - 2,
                                   doc="hash buckets shared by the n-grams")
     pooling: str = choice("padded_mean", ["padded_mean", "mean", "sum", "sqrt"],
                           doc="mean over all max_length positions (padding has a learned "
                               "embedding), or over the text's tokens: mean, sum, "
                               "sum / sqrt(count)")
-    dense_units: int = bounded(0, low=0, doc="0 = no hidden dense layer")
-    dropout: float = bounded(0.5, low=0.0, high=1.0, high_open=True)
-    token_dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True,
+    dense_units: int = bounded(16, low=0, doc="0 = no hidden dense layer")
+    dropout: float = bounded(0.0, low=0.0, high=1.0, high_open=True)
+    token_dropout: float = bounded(0.0, low=0.0, high=1.0, high_open=True,
                                    doc="chance that a token is dropped while training")
 
 
