@@ -35,20 +35,26 @@ class FusedAdam(keras.optimizers.Adam):
     does that in several dense passes. Weight decay (AdamW) stays the base class's decoupled
     step; AMSGrad takes Adam's own update."""
 
+    def step_terms(self, variable):
+        """This step's (m, v, beta_1, beta_2, beta_1**t, beta_2**t, learning rate) for
+        `variable`, in its dtype."""
+        dtype = variable.dtype
+        index = self._index_dict[self._var_key(variable)]
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        return (self._momentums[index], self._velocities[index], beta_1, beta_2,
+                tf.pow(beta_1, step), tf.pow(beta_2, step), tf.cast(self.learning_rate, dtype))
+
     def update_step(self, gradient, variable):
         if self.amsgrad:
             return super().update_step(gradient, variable)
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
-        dtype = variable.dtype
-        index = self._index_dict[self._var_key(variable)]
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        m, v, beta_1, beta_2, beta_1_power, beta_2_power, lr = self.step_terms(variable)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle,
-            v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step), lr=tf.cast(self.learning_rate, dtype),
-            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+            beta2_power=beta_2_power, lr=lr, beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, variable.dtype), grad=gradient)
 
 
 class LazyAdam(FusedAdam):
@@ -61,13 +67,8 @@ class LazyAdam(FusedAdam):
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        alpha = (tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
-                 / (1 - tf.pow(beta_1, step)))
-        index = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[index], self._velocities[index]
+        m, v, beta_1, beta_2, beta_1_power, beta_2_power, lr = self.step_terms(variable)
+        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         rows, position = tf.unique(gradient.indices)  # a row repeated in the batch sums up
         grad = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * grad
