@@ -28,6 +28,9 @@ def test_bench_tiny_run_writes_json_table_and_chart(tmp_path):
     assert abs(t["forward_flops_per_example"] - 2 * (26 * 26 * 32 * 9 + 5408 * 128 + 1280)) \
         < 0.05 * t["forward_flops_per_example"]
     assert 0 <= t["zoo_accuracy"] <= 1 and 0 <= t["classic_accuracy"] <= 1
+    # zoo turns oneDNN on (x86); the classic recipe keeps TensorFlow's own choice for this CPU
+    assert t["zoo_onednn"] is True
+    assert t["classic_onednn"] is bench["machine"]["tensorflow_onednn_default"]
     variants = {r["quantization"]: r for r in mnist["inference"]}
     assert set(variants) == {"float32", "int8"}
     for r in variants.values():

@@ -1,5 +1,6 @@
 """End-to-end training: learning, artifacts, resume after SIGKILL, strategies, real data."""
 import json
+import platform
 import re
 import signal
 import subprocess
@@ -39,6 +40,21 @@ def test_classic_overrides_build_exactly_the_tutorial_network():
     tutorial.set_weights(model.get_weights())
     images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8)
     np.testing.assert_allclose(model(images), tutorial(images.astype(np.float32)), atol=1e-6)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="zoo turns oneDNN on for x86 CPUs only")
+def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
+    code = ("import zoo, tensorflow; from tensorflow.python.util import _pywrap_util_port as p; "
+            "print(zoo.ONEDNN_SET_BY_ZOO, p.IsMklEnabled())")
+    env = cli_env()
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as a shell without it; this process imported zoo
+    for value, expected in ((None, "True True"), ("0", "False False")):
+        if value is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = value
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=REPO, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == expected, (value, done.stderr[-2000:])
 
 
 def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):

@@ -39,6 +39,10 @@ QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 # number of 512-bit FMA units is an assumption (2 on AMD Zen 5 and Intel server cores with two
 # FMA ports); the vector width and FMA support are read from /proc/cpuinfo.
 FMA_UNITS = 2
+# TensorFlow turns its oneDNN kernels on by itself only on CPUs with one of these (zoo turns
+# them on everywhere on x86: zoo.prefer_onednn); the classic recipes run with TensorFlow's own.
+ONEDNN_CPU_FLAGS = {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
+                    "amx_bf16"}
 
 
 def machine() -> dict:
@@ -55,6 +59,7 @@ def machine() -> dict:
     peak = cores * ghz * per_cycle * 1e9
     return {"cpu": field("model name") or platform.processor(), "cores": cores,
             "ghz": round(ghz, 3), "avx512_bf16": "avx512_bf16" in flags,
+            "tensorflow_onednn_default": bool(ONEDNN_CPU_FLAGS & set(flags)),
             "fp32_flops_per_cycle_per_core": per_cycle, "peak_fp32_flops": peak,
             "peak_rule": f"{cores} cores x {ghz:.3f} GHz x {per_cycle} FLOPs/cycle "
                          f"({FMA_UNITS} FMA units (assumed) x {lanes} fp32 lanes x 2)"}
@@ -201,22 +206,27 @@ class Bench:
     pair_features: bool = False          # with --quick too: a defaults run before each flip
 
 
-# Each speed feature flipped away from the defaults in configs/<model>.yaml, one at a time.
+# Each speed feature flipped away from the defaults in configs/<model>.yaml, one at a time:
+# (label, config overrides[, environment changes]).
+ONEDNN_ON = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+MIXED_OFF = "mixed precision off: float32 (default auto = mixed_bfloat16 with AVX512-BF16)"
+ONEDNN_OFF = ("oneDNN kernels off: TF_ENABLE_ONEDNN_OPTS=0 (default on: zoo.prefer_onednn)", [],
+              {"TF_ENABLE_ONEDNN_OPTS": "0"})
 MNIST_FEATURES = [
     ("tf.data cache + prefetch off", ["data.cache=false", "data.prefetch=false"]),
     ("steps_per_execution=1 (default 32)", ["train.steps_per_execution=1"]),
-    ("mixed precision off: float32 (default auto = mixed_bfloat16 here)",
-     ["train.mixed_precision=none"]),
+    (MIXED_OFF, ["train.mixed_precision=none"]),
     ("XLA jit_compile on", ["train.jit_compile=true"]),
     ("threads intra=1 inter=1 (default 0 = TensorFlow's)",
      ["train.intra_op_threads=1", "train.inter_op_threads=1"]),
     ("mid-epoch backups off", ["train.checkpoint_every_steps=0"]),
     ("tf-keras Adam, unfused (default fused kernel)", ["train.fused_adam=false"]),
+    ONEDNN_OFF,
 ]
 IMGCLS_FEATURES = [
     ("tf.data cache + prefetch off", ["data.cache=false", "data.prefetch=false"]),
-    ("mixed precision off: float32 (default auto = mixed_bfloat16 here)",
-     ["train.mixed_precision=none"]),
+    (MIXED_OFF, ["train.mixed_precision=none"]),
+    ONEDNN_OFF,
 ]
 TEXTCLS_FEATURES = [
     ("optimizer lazy_adam (default adam)", ["train.optimizer=lazy_adam"]),
@@ -235,7 +245,9 @@ MODELS: dict[str, Bench] = {
         zoo=["model.conv_filters=[32]", "model.dense_units=128", "model.dropout=0",
              "model.batch_norm=false", "model.augment=false"],
         data=mnist_data, baseline="mnist_classic", batch_size=128, epochs=(6, 10),
-        features=MNIST_FEATURES, inference=True, repeats=(3, 3), pair_features=True),
+        features=MNIST_FEATURES, inference=True, repeats=(3, 3), pair_features=True,
+        # measured only where TensorFlow leaves oneDNN off by itself
+        baseline_variants={"TF_ENABLE_ONEDNN_OPTS=1": {"env": ONEDNN_ON}}),
     "imgcls": Bench(
         zoo=["model.conv_filters=[32, 64, 128, 128]", "model.pooling=flatten",
              "model.dense_units=512", "model.dropout=0", "model.batch_norm=false",
@@ -266,14 +278,21 @@ class Jobs:
         self.dir, self.timeout, self.count = work / "jobs", timeout, 0
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, kind: str, label: str, **spec) -> dict:
+    def __call__(self, kind: str, label: str, env: dict | None = None, **spec) -> dict:
+        """`env` changes the child's environment (None unsets a variable)."""
         self.count += 1
         stem = self.dir / f"{self.count:02d}-{kind}"
         spec_path = stem.with_suffix(".json")
         spec_path.write_text(json.dumps(dict(spec, kind=kind, result=str(stem) + ".out.json")))
+        env_changes = env
         env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
                    KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
         env.pop("TF_CONFIG", None)
+        for key, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         started = time.time()
         print(f"  {label} ...", end="", flush=True)
         try:
@@ -301,6 +320,9 @@ def child(spec_path: str):
     spec = json.loads(Path(spec_path).read_text())
     out = {"job_kind": spec["kind"]}
     out.update(JOB_KINDS[spec["kind"]](spec))
+    if "tensorflow" in sys.modules:  # which kernels this run had
+        from tensorflow.python.util import _pywrap_util_port
+        out["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     Path(spec["result"]).write_text(json.dumps(out, indent=2))
 
@@ -439,15 +461,16 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: flo
     common = [*data.zoo, f"train.epochs={epochs}", f"train.batch_size={bench.batch_size}"]
     zoo_runs, base_runs = [], []
 
-    def run_zoo(label, extra, flops=False):
+    def run_zoo(label, extra, flops=False, env=None):
         tag = f"{len(list(work.glob(f'runs/{name}-*')))}"
-        return jobs("zoo", f"{name}: zoo {label}", model=name, flops=flops,
+        return jobs("zoo", f"{name}: zoo {label}", env=env, model=name, flops=flops,
                     overrides=[*bench.zoo, *common, *extra],
                     model_dir=str(work / "runs" / f"{name}-{tag}"))
 
-    def run_baseline(label="", **extra):
+    def run_baseline(label="", env=None, **extra):
         return jobs("baseline", f"{name}: classic {bench.baseline}{label}",
-                    module=bench.baseline, kwargs=dict(base_kwargs, **extra))
+                    env={**classic_env(), **(env or {})}, module=bench.baseline,
+                    kwargs=dict(base_kwargs, **extra))
 
     repeats = (args.repeats or bench.repeats[0 if args.quick else 1]) if zoo_ready else 1
     for i in range(repeats):  # side by side: classic, zoo, ..., zoo, classic
@@ -463,20 +486,29 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: flo
     row["training"] = training_summary(zoo_runs, base_runs, peak)
     row["baseline_variants"] = {
         label: run_baseline(f" ({label})", **extra)
-        for label, extra in bench.baseline_variants.items() if args.features != "none"}
+        for label, extra in bench.baseline_variants.items() if args.features != "none"
+        and not (extra.get("env") == ONEDNN_ON and machine()["tensorflow_onednn_default"])
+        and not (args.quick and "bfloat16" in label and not machine()["avx512_bf16"])}
     if zoo_ready and args.features != "none" and bench.features:
         default = row["training"].get("zoo_examples_per_sec")
         row["features"] = []
-        for label, extra in bench.features:
+        for label, extra, *env in bench.features:
             if args.quick and label in SLOW_FEATURES:
                 print(f"  {name}: {label}: not measured with --quick (minutes here)")
+                continue
+            if label == MIXED_OFF and not machine()["avx512_bf16"]:
+                print(f"  {name}: {label}: not measured (auto is float32 on this CPU)")
+                continue
+            if args.quick and "bfloat16" in label and not machine()["avx512_bf16"]:
+                print(f"  {name}: {label}: not measured with --quick (no AVX512-BF16 here)")
                 continue
             paired = default
             if bench.pair_features or not args.quick:  # a defaults run right before each flip
                 paired = run_zoo("defaults (pair)", []).get("examples_per_sec")
-            r = run_zoo(label, extra)
+            r = run_zoo(label, extra, env=env[0] if env else None)
             row["features"].append({
-                "feature": label, "overrides": extra, "examples_per_sec": r.get("examples_per_sec"),
+                "feature": label, "overrides": extra, **({"env": env[0]} if env else {}),
+                "examples_per_sec": r.get("examples_per_sec"),
                 "paired_defaults_examples_per_sec": paired,
                 "vs_defaults": ratio(r.get("examples_per_sec"), paired),
                 "accuracy": r.get("accuracy"), "peak_rss_mb": r.get("peak_rss_mb"),
@@ -484,6 +516,13 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: flo
     if zoo_ready and bench.inference and zoo_runs and "error" not in zoo_runs[0]:
         row["inference"] = inference(name, zoo_runs[0], work, jobs, args)
     return row
+
+
+def classic_env() -> dict:
+    """The classic recipes run as their users run them, with TensorFlow's own oneDNN choice,
+    not the one `import zoo` made for this process and its children."""
+    import zoo
+    return {zoo.ONEDNN_VARIABLE: None} if zoo.ONEDNN_SET_BY_ZOO else {}
 
 
 def ratio(a, b):
@@ -508,6 +547,8 @@ def training_summary(zoo_runs: list[dict], base_runs: list[dict], peak: float) -
            "classic_accuracy": median_of(base_runs, "accuracy"),
            "zoo_train_peak_rss_mb": median_of(zoo_runs, "peak_rss_mb"),
            "classic_train_peak_rss_mb": median_of(base_runs, "peak_rss_mb"),
+           "zoo_onednn": next((r["onednn"] for r in zoo_runs if "onednn" in r), None),
+           "classic_onednn": next((r["onednn"] for r in base_runs if "onednn" in r), None),
            "errors": [r["error"] for r in zoo_runs + base_runs if "error" in r]}
     if flops:
         train_flops = 3 * flops  # forward + backward (about twice the forward)
@@ -579,7 +620,7 @@ def tables(result: dict) -> str:
         speedup = ratio(v.get("examples_per_sec"), base.get("classic_examples_per_sec"))
         lines.append(f"\n{model} classic with {label}: {fmt(v.get('examples_per_sec'), ',.1f')}"
                      f" ex/s ({fmt(speedup, '.2f')}x"
-                     f" of float32), accuracy {fmt(v.get('accuracy'), '.4f')}"
+                     f" of the classic above), accuracy {fmt(v.get('accuracy'), '.4f')}"
                      + (f", error: {v['error']}" if "error" in v else ""))
     for row in result["models"]:
         if row.get("features"):
@@ -610,7 +651,10 @@ def tables(result: dict) -> str:
                     f"{r['batch32_examples_per_sec']:,.0f} | {r['peak_rss_mb']:.0f} |")
     m = result["machine"]
     lines += ["", f"Peak: {m['peak_fp32_flops'] / 1e9:.0f} GFLOP/s fp32 = {m['peak_rule']}. "
-              "Training FLOPs = 3 x the profiler's forward FLOPs (backward ~ 2x forward)."]
+              "Training FLOPs = 3 x the profiler's forward FLOPs (backward ~ 2x forward).",
+              "", f"oneDNN kernels: TensorFlow's own default on this CPU is "
+              f"{'on' if m.get('tensorflow_onednn_default') else 'off'}; zoo runs have them on"
+              f" (zoo.prefer_onednn), classic runs TensorFlow's default."]
     return "\n".join(lines)
 
 
