@@ -12,6 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# the caller's own setting, before a test module's `import zoo` sets it for this process
+CALLER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
 
 
 def shared_path(*parts) -> Path:
@@ -27,6 +29,9 @@ def cli_env(**extra) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1")
     env.pop("TF_CONFIG", None)
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # a CLI run starts from the caller's environment
+    if CALLER_ONEDNN is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = CALLER_ONEDNN
     env.update(extra)
     return env
 

@@ -48,7 +48,7 @@ def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
     code = ("import zoo, tensorflow; from tensorflow.python.util import _pywrap_util_port as p; "
             "print(zoo.ONEDNN_SET_BY_ZOO, p.IsMklEnabled())")
     env = cli_env()
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as a shell without it; this process imported zoo
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as a shell without it
     for value, expected in ((None, "True True"), ("0", "False False")):
         if value is not None:
             env["TF_ENABLE_ONEDNN_OPTS"] = value
