@@ -12,8 +12,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-# the caller's own setting, before a test module's `import zoo` sets it for this process
+# the caller's own setting, before `import zoo` below sets it for this process
 CALLER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+
+from zoo import prefer_onednn  # noqa: E402
+
+prefer_onednn()  # (importing zoo did it) before any test module imports TensorFlow
 
 
 def shared_path(*parts) -> Path:
