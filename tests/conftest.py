@@ -10,14 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import zoo  # before any test module imports TensorFlow: the tests get zoo's oneDNN choice
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-# the caller's own setting, before `import zoo` below sets it for this process
-CALLER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-
-from zoo import prefer_onednn  # noqa: E402
-
-prefer_onednn()  # (importing zoo did it) before any test module imports TensorFlow
 
 
 def shared_path(*parts) -> Path:
@@ -33,9 +29,8 @@ def cli_env(**extra) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1")
     env.pop("TF_CONFIG", None)
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # a CLI run starts from the caller's environment
-    if CALLER_ONEDNN is not None:
-        env["TF_ENABLE_ONEDNN_OPTS"] = CALLER_ONEDNN
+    if zoo.ONEDNN_SET_BY_ZOO:  # a CLI run starts from the caller's environment
+        env.pop(zoo.ONEDNN_VARIABLE)
     env.update(extra)
     return env
 

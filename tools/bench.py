@@ -284,20 +284,15 @@ class Jobs:
         stem = self.dir / f"{self.count:02d}-{kind}"
         spec_path = stem.with_suffix(".json")
         spec_path.write_text(json.dumps(dict(spec, kind=kind, result=str(stem) + ".out.json")))
-        env_changes = env
-        env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
-                   KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
-        env.pop("TF_CONFIG", None)
-        for key, value in (env_changes or {}).items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
+        child_env = {**os.environ, "PYTHONPATH": str(REPO), "ZOO_OFFLINE": "1",
+                     "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
+                     "PYTHONUNBUFFERED": "1", "TF_CONFIG": None, **(env or {})}
+        child_env = {k: v for k, v in child_env.items() if v is not None}
         started = time.time()
         print(f"  {label} ...", end="", flush=True)
         try:
             proc = subprocess.run([sys.executable, "-m", "tools.bench", f"--job={spec_path}"],
-                                  capture_output=True, text=True, env=env, cwd=REPO,
+                                  capture_output=True, text=True, env=child_env, cwd=REPO,
                                   timeout=self.timeout)
             log, ok = proc.stdout + proc.stderr, proc.returncode == 0
         except subprocess.TimeoutExpired as e:
@@ -451,7 +446,7 @@ JOB_KINDS = {"zoo": job_zoo, "baseline": job_baseline, "export": job_export,
 
 
 # --- the benchmark ---------------------------------------------------------------------------
-def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: float,
+def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
                 zoo_ready: bool, skip_reason: str) -> dict:
     data = bench.data(work, args)
     epochs = args.epochs or bench.epochs[0 if args.quick else 1]
@@ -483,12 +478,12 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: flo
     if not zoo_ready:
         row["zoo_skipped"] = skip_reason
         print(f"  {name}: zoo side skipped: {skip_reason}")
-    row["training"] = training_summary(zoo_runs, base_runs, peak)
+    row["training"] = training_summary(zoo_runs, base_runs, m["peak_fp32_flops"])
     row["baseline_variants"] = {
         label: run_baseline(f" ({label})", **extra)
         for label, extra in bench.baseline_variants.items() if args.features != "none"
-        and not (extra.get("env") == ONEDNN_ON and machine()["tensorflow_onednn_default"])
-        and not (args.quick and "bfloat16" in label and not machine()["avx512_bf16"])}
+        and not (extra.get("env") == ONEDNN_ON and m["tensorflow_onednn_default"])
+        and not (args.quick and "bfloat16" in label and not m["avx512_bf16"])}
     if zoo_ready and args.features != "none" and bench.features:
         default = row["training"].get("zoo_examples_per_sec")
         row["features"] = []
@@ -496,10 +491,10 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, peak: flo
             if args.quick and label in SLOW_FEATURES:
                 print(f"  {name}: {label}: not measured with --quick (minutes here)")
                 continue
-            if label == MIXED_OFF and not machine()["avx512_bf16"]:
+            if label == MIXED_OFF and not m["avx512_bf16"]:
                 print(f"  {name}: {label}: not measured (auto is float32 on this CPU)")
                 continue
-            if args.quick and "bfloat16" in label and not machine()["avx512_bf16"]:
+            if args.quick and "bfloat16" in label and not m["avx512_bf16"]:
                 print(f"  {name}: {label}: not measured with --quick (no AVX512-BF16 here)")
                 continue
             paired = default
@@ -766,7 +761,7 @@ def main(argv=None) -> dict:
             print(f"  skipped: {result['models'][-1]['skipped']}")
             continue
         result["models"].append(bench_model(name, MODELS[name], work, jobs, args,
-                                            m["peak_fp32_flops"], ready, reason))
+                                            m, ready, reason))
     result["wall_time_s"] = round(time.time() - started, 1)
     result["chart"] = chart(result, out / "bench.png")
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
