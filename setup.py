@@ -22,6 +22,7 @@ setup(
         "numpy==2.4.6",
         "protobuf==7.36.2",
         "pytest==9.2.0",
+        "pytest-xdist==3.8.0",  # the tests on two workers (pytest.ini): most wait on TF imports
     ],
     extras_require={
         # `python -m tools.bench` only: its chart, and keras-hub's BertTextClassifier as the

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zoo  # before any test module imports TensorFlow: the tests get zoo's oneDNN choice
+# The caller's oneDNN choice, kept before `import zoo` makes its own; pytest-xdist's workers
+# inherit it from the controller, whose import of zoo already set TF_ENABLE_ONEDNN_OPTS.
+CALLER_ONEDNN = "ZOO_TESTS_CALLER_ONEDNN"
+os.environ.setdefault(CALLER_ONEDNN, os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""))
+
+import zoo  # noqa: E402  before any test module imports TensorFlow: tests get zoo's oneDNN choice
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -29,8 +34,9 @@ def cli_env(**extra) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1")
     env.pop("TF_CONFIG", None)
-    if zoo.ONEDNN_SET_BY_ZOO:  # a CLI run starts from the caller's environment
-        env.pop(zoo.ONEDNN_VARIABLE)
+    env.pop(zoo.ONEDNN_VARIABLE, None)  # a CLI run starts from the caller's environment
+    if env.pop(CALLER_ONEDNN):
+        env[zoo.ONEDNN_VARIABLE] = os.environ[CALLER_ONEDNN]
     env.update(extra)
     return env
 
@@ -77,15 +83,8 @@ def write_png(path: Path, image: np.ndarray):
     path.write_bytes(tf.io.encode_png(image).numpy())
 
 
-@pytest.fixture(scope="session")
-def real_mnist_run(tmp_path_factory):
-    """(model_dir, metrics) of the default mnist_cnn trained once on the real digits: the
-    first 8,000 of the 10k test set to train, the last 2,000 to evaluate."""
-    from zoo.config import load_config
-    from zoo.train import run
-    directory = shared_path("data", "mnist")
-    cfg = load_config("mnist_cnn", overrides=[
-        f"data.dataset=idx:{directory}", "data.train_split=t10k[:8000]",
-        "data.eval_split=t10k[8000:]"])
-    model_dir = tmp_path_factory.mktemp("real_mnist")
-    return model_dir, run(cfg, model_dir)
+def pytest_collection_modifyitems(items):
+    """The real-MNIST tests, the suite's longest, run first: pytest-xdist (`--dist worksteal`,
+    pytest.ini) hands each worker a contiguous share of the tests and steals only from the end
+    of a share, so they run on one worker, which trains their model once, beside the rest."""
+    items.sort(key=lambda item: item.path.name != "test_real_mnist.py")

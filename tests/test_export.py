@@ -324,20 +324,3 @@ def test_text_model_exports_with_tokenizer_in_graph(tmp_path):
     assert "int8" in tensor_types(tflite_dir / "tinytext_tokens_int8.tflite")
     logs = serving.read_warmup(saved / "assets.extra" / serving.WARMUP_FILE)
     assert list(logs[0].predict_log.request.inputs) == ["text"]
-
-
-# --- real data ------------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_real_mnist_int8_is_small_and_accurate(real_mnist_run, tmp_path):
-    model_dir, _ = real_mnist_run
-    src = export_source.load(model_dir)
-    manifest = pipeline.run(src, tmp_path / "export",
-                            Options(ALL_FORMATS, ALL_QUANT, max_accuracy_drop=0.005,
-                                    eval_examples=2000), log=print)
-    entries = {e["name"]: e for e in manifest["artifacts"]}
-    float32, int8 = entries["tflite/mnist_cnn_float32"], entries["tflite/mnist_cnn_int8"]
-    print(json.dumps({k: v for k, v in int8.items() if k in ("bytes", "accuracy_delta")}))
-    assert int8["bytes"] <= 0.27 * float32["bytes"]
-    assert int8["accuracy_delta"] >= -0.005
-    assert entries["keras"]["accuracy"] > 0.95

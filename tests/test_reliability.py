@@ -144,7 +144,7 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_last_check
 def test_killed_multi_worker_peer_fails_the_job_fast_and_a_restart_resumes(tmp_path):
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = [f"--model_dir={tmp_path}", *TINY, "--epochs=2", "--steps_per_epoch=400",
+    args = [f"--model_dir={tmp_path}", *TINY, "--epochs=2", "--steps_per_epoch=100",
             "--set=train.checkpoint_every_steps=20", "--set=train.deterministic=false"]
 
     def start(index):
@@ -154,7 +154,7 @@ def test_killed_multi_worker_peer_fails_the_job_fast_and_a_restart_resumes(tmp_p
                                 env=cli_env(TF_CONFIG=tf_config))
 
     chief, other = start(0), start(1)
-    wait_for(chief, "epoch 1/2 step 60/400")
+    wait_for(chief, "epoch 1/2 step 60/100")
     other.kill()
     other.wait(timeout=30)
     killed_at = time.monotonic()
