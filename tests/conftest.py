@@ -10,12 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The caller's oneDNN choice, kept before `import zoo` makes its own; pytest-xdist's workers
-# inherit it from the controller, whose import of zoo already set TF_ENABLE_ONEDNN_OPTS.
-CALLER_ONEDNN = "ZOO_TESTS_CALLER_ONEDNN"
-os.environ.setdefault(CALLER_ONEDNN, os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""))
-
-import zoo  # noqa: E402  before any test module imports TensorFlow: tests get zoo's oneDNN choice
+import zoo  # before any test module imports TensorFlow: the tests get zoo's oneDNN choice
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -31,14 +26,11 @@ def shared_path(*parts) -> Path:
 
 def cli_env(**extra) -> dict:
     """Environment for a `python -m ...` subprocess: the repo importable, offline, quiet."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), ZOO_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
-    env.pop(zoo.ONEDNN_VARIABLE, None)  # a CLI run starts from the caller's environment
-    if env.pop(CALLER_ONEDNN):
-        env[zoo.ONEDNN_VARIABLE] = os.environ[CALLER_ONEDNN]
-    env.update(extra)
-    return env
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ZOO_OFFLINE": "1",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", "TF_CONFIG": None,
+           **zoo.caller_onednn_env(),  # a CLI run starts from the caller's oneDNN choice
+           **extra}
+    return {key: value for key, value in env.items() if value is not None}
 
 
 def run_cli(*args, timeout=300, env=None, cwd=None) -> subprocess.CompletedProcess:

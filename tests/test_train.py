@@ -11,6 +11,7 @@ import pytest
 
 from conftest import (REPO, cli_env, free_port, read_mnist, run_cli, train_mirrored_on_two_cpus,
                       write_png)
+import zoo
 from zoo import registry
 from zoo.config import ConfigError, load_config
 from zoo.train import run
@@ -48,13 +49,17 @@ def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
     code = ("import zoo, tensorflow; from tensorflow.python.util import _pywrap_util_port as p; "
             "print(zoo.ONEDNN_SET_BY_ZOO, p.IsMklEnabled())")
     env = cli_env()
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as a shell without it
-    for value, expected in ((None, "True True"), ("0", "False False")):
-        if value is not None:
-            env["TF_ENABLE_ONEDNN_OPTS"] = value
+    env.pop(zoo.ONEDNN_VARIABLE, None)  # as a shell without it
+    inherited = {**env, zoo.ONEDNN_VARIABLE: "1", zoo.ONEDNN_SET_BY_ZOO_VARIABLE: "1"}
+    for changes, expected in (({}, "True True"), ({zoo.ONEDNN_VARIABLE: "0"}, "False False"),
+                              ({zoo.ONEDNN_VARIABLE: "1"}, "False True")):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, cwd=REPO, timeout=120)
-        assert done.stdout.strip().splitlines()[-1] == expected, (value, done.stderr[-2000:])
+                              env={**env, **changes}, cwd=REPO, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == expected, (changes, done.stderr[-2000:])
+    # a child of a process whose import of zoo set the variable knows it was zoo's choice
+    child = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.ONEDNN_SET_BY_ZOO)"],
+                           capture_output=True, text=True, env=inherited, cwd=REPO, timeout=60)
+    assert child.stdout.strip() == "True", child.stderr
 
 
 def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):
