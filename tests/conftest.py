@@ -28,7 +28,7 @@ def cli_env(**extra) -> dict:
     """Environment for a `python -m ...` subprocess: the repo importable, offline, quiet."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ZOO_OFFLINE": "1",
            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", "TF_CONFIG": None,
-           **zoo.caller_onednn_env(),  # a CLI run starts from the caller's oneDNN choice
+           **zoo.caller_env(),  # a CLI run starts from the caller's TF settings
            **extra}
     return {key: value for key, value in env.items() if value is not None}
 

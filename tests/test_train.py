@@ -50,7 +50,8 @@ def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
             "print(zoo.ONEDNN_SET_BY_ZOO, p.IsMklEnabled())")
     env = cli_env()
     env.pop(zoo.ONEDNN_VARIABLE, None)  # as a shell without it
-    inherited = {**env, zoo.ONEDNN_VARIABLE: "1", zoo.ONEDNN_SET_BY_ZOO_VARIABLE: "1"}
+    inherited = {**env, zoo.ONEDNN_VARIABLE: "1",
+                 zoo.set_by_zoo_variable(zoo.ONEDNN_VARIABLE): "1"}
     for changes, expected in (({}, "True True"), ({zoo.ONEDNN_VARIABLE: "0"}, "False False"),
                               ({zoo.ONEDNN_VARIABLE: "1"}, "False True")):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -60,6 +61,26 @@ def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
     child = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.ONEDNN_SET_BY_ZOO)"],
                            capture_output=True, text=True, env=inherited, cwd=REPO, timeout=60)
     assert child.stdout.strip() == "True", child.stderr
+
+
+def test_importing_zoo_first_makes_tf_keras_the_tf_keras_of_the_models():
+    probe = ("import sys, tf_keras; print(zoo.TF_KERAS_SET_BY_ZOO, "
+             "tf.keras.layers.Dense is tf_keras.layers.Dense, 'keras' in sys.modules)")
+    env = cli_env()
+    env.pop(zoo.LEGACY_KERAS_VARIABLE, None)  # as a shell without it
+    for imports, changes, expected in (
+            ("import zoo, tensorflow as tf", {}, "True True False"),  # Keras 3 never loaded
+            ("import zoo, tensorflow as tf", {zoo.LEGACY_KERAS_VARIABLE: "0"}, "False False True"),
+            ("import tensorflow as tf, zoo", {}, "False False True")):  # TensorFlow chose first
+        done = subprocess.run([sys.executable, "-c", f"{imports}; {probe}"], capture_output=True,
+                              text=True, env={**env, **changes}, cwd=REPO, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == expected, (imports, changes,
+                                                                 done.stderr[-2000:])
+    # the bench's classic recipes and the tests' CLI runs start from the caller's choice
+    unset = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.caller_env())"],
+                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    for name in (zoo.LEGACY_KERAS_VARIABLE, zoo.set_by_zoo_variable(zoo.LEGACY_KERAS_VARIABLE)):
+        assert f"'{name}': None" in unset.stdout, unset.stdout + unset.stderr
 
 
 def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):

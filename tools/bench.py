@@ -517,7 +517,7 @@ def classic_env() -> dict:
     """The classic recipes run as their users run them, with TensorFlow's own oneDNN choice,
     not the one `import zoo` made for this process and its children."""
     import zoo
-    return zoo.caller_onednn_env()
+    return zoo.caller_env()
 
 
 def ratio(a, b):
