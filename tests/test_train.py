@@ -97,6 +97,29 @@ def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):
     assert (tmp_path / "assets" / "labels.txt").read_text().split() == [str(k) for k in range(10)]
 
 
+def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_path):
+    from export.source import load
+    cfg = load_config("mnist_cnn", overrides=[*TINY_MNIST, "train.epochs=2",
+                                              "data.max_eval_examples=100"])
+    metrics = run(cfg, tmp_path)  # from the last epoch's validation, not a second pass
+    assert metrics["eval_examples"] == 100
+    source = load(tmp_path)
+    images, labels = next(iter(source.eval_ds.take(100).batch(100)))
+    predicted = source.model.predict(images, verbose=0).argmax(-1)
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels.numpy()), abs=1e-6)
+    # the same command again: the finished run's final weights, evaluated again; its record
+    # of training kept, and rebuilt (but for throughput) when metrics.json is lost
+    again = lambda: run(load_config("mnist_cnn", overrides=[
+        *TINY_MNIST, "train.epochs=2", "data.max_eval_examples=100"]), tmp_path)
+    rerun = again()
+    for key in ("accuracy", "weights_sha256", "examples_per_sec", "wall_time_s"):
+        assert rerun[key] == metrics[key], key
+    (tmp_path / "metrics.json").unlink()
+    rebuilt = again()
+    assert rebuilt["accuracy"] == metrics["accuracy"]
+    assert rebuilt["weights_sha256"] == metrics["weights_sha256"]
+
+
 def test_throughput_leaves_out_the_backup_at_an_epochs_last_step(tmp_path, monkeypatch):
     import time
     from zoo.callbacks import StepBackup
@@ -169,8 +192,12 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_backup(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["resumed_from"] == {"epoch": epoch, "step": step}
 
-    again = run_cli(*args)  # a finished run resumes past its last epoch: nothing to train
-    assert "resumed from epoch 4, step 0" in again.stderr and "epoch 3/3 step" not in again.stderr
+    again = run_cli(*args)  # a finished run: nothing to train, its final weights evaluated
+    assert f"{tmp_path} holds a finished run (3 epochs)" in again.stderr, again.stderr
+    assert "epoch 3/3 step" not in again.stderr
+    kept = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("accuracy", "weights_sha256", "resumed_from", "examples_per_sec"):
+        assert kept[key] == metrics[key], key
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):

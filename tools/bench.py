@@ -165,9 +165,10 @@ def bert_data(work: Path, args) -> Data:
         words = sorted({w for sentence in sentences for w in sentence.split()})
         wordpiece.write_vocabulary(vocab, RESERVED + words)
     n = args.train_examples or (192 if args.quick else 960)
-    data.baseline.update(vocab_file=str(vocab), max_train=n, max_eval=64 if args.quick else 256)
+    n_eval = 64 if args.quick else 256  # both sides evaluate the same first dev sentences
+    data.baseline.update(vocab_file=str(vocab), max_train=n, max_eval=n_eval)
     data.zoo = [z for z in data.zoo if not z.startswith("data.max_examples")] + [
-        f"data.max_examples={n}", f"model.vocab_file={vocab}"]
+        f"data.max_examples={n}", f"data.max_eval_examples={n_eval}", f"model.vocab_file={vocab}"]
     return data
 
 

@@ -47,6 +47,7 @@ class DataConfig:
     prefetch: bool = True         # prefetch batches (AUTOTUNE) while a step runs
     synthetic_examples: int = bounded(2048, low=16)
     max_examples: int = bounded(0, low=0, doc="cap on training examples; 0 = all")
+    max_eval_examples: int = bounded(0, low=0, doc="cap on evaluation examples; 0 = all")
 
 
 @dataclasses.dataclass

@@ -214,6 +214,9 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     if cfg.data.max_examples:
         train_ds = train_ds.take(cfg.data.max_examples)
         info.train_examples = min(info.train_examples, cfg.data.max_examples)
+    if cfg.data.max_eval_examples:
+        eval_ds = eval_ds.take(cfg.data.max_eval_examples)
+        info.eval_examples = min(info.eval_examples, cfg.data.max_eval_examples)
     steps_per_epoch = t.steps_per_epoch or info.train_examples // t.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"train.batch_size={t.batch_size} is larger than the "
@@ -255,7 +258,11 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     start = resume.find(model_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
     if start.weights:
         trainable.load_weights(start.weights)
-    if start.resumed:
+    elif start.epoch >= t.epochs:  # a finished run: no fit, whose BackupAndRestore restores
+        tf.train.Checkpoint(model=trainable).read(start.source).expect_partial()
+        logging.info("%s holds a finished run (%d epochs); evaluating its final weights",
+                     model_dir, t.epochs)
+    if start.resumed and start.epoch < t.epochs:
         logging.info("resumed from epoch %d, step %d of %s", start.epoch + 1, start.step,
                      model_dir)
 
@@ -293,15 +300,21 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
 
     started = time.time()
+    history = None
     if start.epoch < t.epochs:
         with stopper.installed():
-            trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
+            history = trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
                           validation_steps=eval_steps,
                           callbacks=callbacks, verbose=1 if tty else 0)
         if stopper.stopped_at:
             raise Stopped(stopper.signal, *stopper.stopped_at, model_dir)
-    results = trainable.evaluate(eval_batches, steps=eval_steps, return_dict=True, verbose=0)
+    if history is not None:  # the last epoch's validation: these weights on the eval split
+        results = {key[len("val_"):]: values[-1] for key, values in history.history.items()
+                   if key.startswith("val_")}
+    else:  # a rerun of a finished run
+        results = trainable.evaluate(eval_batches, steps=eval_steps, return_dict=True,
+                                     verbose=0)
     digest = weights_digest(trainable)
     logging.info("final weights digest %s", digest)
 
@@ -325,6 +338,10 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "weights_sha256": digest,
         "tensorflow": tf.__version__,
     }
+    earlier = model_dir / METRICS_FILE
+    if history is None and earlier.is_file():  # a finished run's rerun keeps how it trained
+        kept = ("examples_per_sec", "throughput_includes_warmup", "wall_time_s", "resumed_from")
+        metrics.update({k: v for k, v in json.loads(earlier.read_text()).items() if k in kept})
     if chief:
         write_atomic(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     logging.info("accuracy %.4f, %.0f examples/s, %.1f s; wrote %s", metrics.get("accuracy", 0),
