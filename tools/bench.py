@@ -257,9 +257,10 @@ MODELS: dict[str, Bench] = {
         features=IMGCLS_FEATURES),
     # The same network on both sides where the recipes allow: textcls is the zoo's default
     # model (whole-word vocabulary, padded mean) against the classic one, at the same
-    # batch size, sequence length and epochs; bert is the MiniLM shape on both sides.
+    # vocabulary size, batch size, sequence length and epochs; bert is the MiniLM shape on
+    # both sides.
     "textcls": Bench(
-        zoo=["model.max_length=64"],
+        zoo=["model.vocab_size=10000", "model.max_length=64"],
         data=sst2_data, baseline="textcls_classic", batch_size=32, epochs=(3, 3),
         features=TEXTCLS_FEATURES),
     "bert": Bench(

@@ -23,7 +23,7 @@ class TextClsConfig:
     vocabulary: str = choice("words", ["words", "wordpiece"],
                              doc="learned from the training split: its most frequent words "
                                  "(others are [UNK]) or WordPiece sub-words")
-    vocab_size: int = bounded(10_000, low=16, doc="size of the learned vocabulary")
+    vocab_size: int = bounded(20_000, low=16, doc="size of the learned vocabulary")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
     lower_case: bool = True
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
