@@ -516,8 +516,8 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
 
 
 def classic_env() -> dict:
-    """The classic recipes run as their users run them, with TensorFlow's own oneDNN choice,
-    not the one `import zoo` made for this process and its children."""
+    """The classic recipes run as their users run them: with TensorFlow's own oneDNN choice
+    and Keras 3 as `tf.keras`, not the choices `import zoo` made for this process."""
     import zoo
     return zoo.caller_env()
 
