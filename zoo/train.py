@@ -260,9 +260,10 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         trainable.load_weights(start.weights)
     elif start.epoch >= t.epochs:  # a finished run: no fit, whose BackupAndRestore restores
         tf.train.Checkpoint(model=trainable).read(start.source).expect_partial()
+    if start.epoch >= t.epochs:
         logging.info("%s holds a finished run (%d epochs); evaluating its final weights",
                      model_dir, t.epochs)
-    if start.resumed and start.epoch < t.epochs:
+    elif start.resumed:
         logging.info("resumed from epoch %d, step %d of %s", start.epoch + 1, start.step,
                      model_dir)
 
