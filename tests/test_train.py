@@ -99,9 +99,9 @@ def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):
 
 def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_path):
     from export.source import load
-    cfg = load_config("mnist_cnn", overrides=[*TINY_MNIST, "train.epochs=2",
-                                              "data.max_eval_examples=100"])
-    metrics = run(cfg, tmp_path)  # from the last epoch's validation, not a second pass
+    overrides = [*TINY_MNIST, "train.epochs=2", "data.max_eval_examples=100"]
+    again = lambda: run(load_config("mnist_cnn", overrides=overrides), tmp_path)
+    metrics = again()  # from the last epoch's validation, not a second pass
     assert metrics["eval_examples"] == 100
     source = load(tmp_path)
     images, labels = next(iter(source.eval_ds.take(100).batch(100)))
@@ -109,8 +109,6 @@ def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_pat
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels.numpy()), abs=1e-6)
     # the same command again: the finished run's final weights, evaluated again; its record
     # of training kept, and rebuilt (but for throughput) when metrics.json is lost
-    again = lambda: run(load_config("mnist_cnn", overrides=[
-        *TINY_MNIST, "train.epochs=2", "data.max_eval_examples=100"]), tmp_path)
     rerun = again()
     for key in ("accuracy", "weights_sha256", "examples_per_sec", "wall_time_s"):
         assert rerun[key] == metrics[key], key

@@ -46,8 +46,7 @@ def prefer_tf_keras() -> bool:
     then mix with zoo's models, and TensorFlow's import no longer loads Keras 3, which zoo does
     not use (1.5 s of every `python -m zoo.train` start on a 2-core AVX2 CPU). TensorFlow reads
     TF_USE_LEGACY_KERAS when it is imported; an explicit value wins. True when zoo set it."""
-    if "tensorflow" in sys.modules and not os.environ.get(set_by_zoo_variable(
-            LEGACY_KERAS_VARIABLE)):
+    if "tensorflow" in sys.modules and LEGACY_KERAS_VARIABLE not in os.environ:
         return False  # too late for this process: children keep their caller's choice
     return choose_for_tensorflow(LEGACY_KERAS_VARIABLE)
 

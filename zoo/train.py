@@ -256,11 +256,12 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
             steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
 
     start = resume.find(model_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
+    finished = start.epoch >= t.epochs  # nothing left to train: the same command rerun
     if start.weights:
         trainable.load_weights(start.weights)
-    elif start.epoch >= t.epochs:  # a finished run: no fit, whose BackupAndRestore restores
+    elif finished:  # no fit, whose BackupAndRestore restores the backup
         tf.train.Checkpoint(model=trainable).read(start.source).expect_partial()
-    if start.epoch >= t.epochs:
+    if finished:
         logging.info("%s holds a finished run (%d epochs); evaluating its final weights",
                      model_dir, t.epochs)
     elif start.resumed:
@@ -301,21 +302,20 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
 
     started = time.time()
-    history = None
-    if start.epoch < t.epochs:
-        with stopper.installed():
-            history = trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
-                          steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
-                          validation_steps=eval_steps,
-                          callbacks=callbacks, verbose=1 if tty else 0)
-        if stopper.stopped_at:
-            raise Stopped(stopper.signal, *stopper.stopped_at, model_dir)
-    if history is not None:  # the last epoch's validation: these weights on the eval split
-        results = {key[len("val_"):]: values[-1] for key, values in history.history.items()
-                   if key.startswith("val_")}
-    else:  # a rerun of a finished run
+    if finished:
         results = trainable.evaluate(eval_batches, steps=eval_steps, return_dict=True,
                                      verbose=0)
+    else:
+        with stopper.installed():
+            history = trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
+                                    steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
+                                    validation_steps=eval_steps,
+                                    callbacks=callbacks, verbose=1 if tty else 0)
+        if stopper.stopped_at:
+            raise Stopped(stopper.signal, *stopper.stopped_at, model_dir)
+        # the last epoch's validation: these weights on the evaluation split
+        results = {key[len("val_"):]: values[-1] for key, values in history.history.items()
+                   if key.startswith("val_")}
     digest = weights_digest(trainable)
     logging.info("final weights digest %s", digest)
 
@@ -340,7 +340,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "tensorflow": tf.__version__,
     }
     earlier = model_dir / METRICS_FILE
-    if history is None and earlier.is_file():  # a finished run's rerun keeps how it trained
+    if finished and earlier.is_file():  # a finished run's rerun keeps how it trained
         kept = ("examples_per_sec", "throughput_includes_warmup", "wall_time_s", "resumed_from")
         metrics.update({k: v for k, v in json.loads(earlier.read_text()).items() if k in kept})
     if chief:
