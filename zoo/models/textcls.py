@@ -35,7 +35,7 @@ class TextClsConfig:
                           doc="mean over all max_length positions (padding has a learned "
                               "embedding), or over the text's tokens: mean, sum, "
                               "sum / sqrt(count)")
-    dense_units: int = bounded(16, low=0, doc="0 = no hidden dense layer")
+    dense_units: int = bounded(0, low=0, doc="0 = no hidden dense layer")
     dropout: float = bounded(0.0, low=0.0, high=1.0, high_open=True)
     token_dropout: float = bounded(0.0, low=0.0, high=1.0, high_open=True,
                                    doc="chance that a token is dropped while training")
