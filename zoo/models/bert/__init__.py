@@ -1,7 +1,9 @@
 """BERT: the encoder (`encoder.py`), its in-graph tokenizer (`tokenizer.py`), checkpoint
 readers (`checkpoints.py`), sizes (`presets.py`) and the registered classifier `bert`
 (`classifier.py`). `load_encoder(DIR)` gives the pretrained encoder alone."""
-from zoo.models.bert import classifier  # noqa: F401  (registers `bert`)
+from zoo.models.bert import classifier  # registers `bert`
+
+__all__ = ["classifier", "load_encoder"]
 
 
 def load_encoder(directory, max_length: int | None = None):
