@@ -74,7 +74,7 @@ def cores(lengths=(6, 16), **fields):
 
 @pytest.mark.parametrize("pooling", ["padded_mean", "sqrt"])
 def test_padding_never_changes_a_prediction(pooling):
-    core, = cores(lengths=(6,), ngram_buckets=50, ngrams=2, pooling=pooling)
+    core, = cores(lengths=(6,), ngram_buckets=50, ngrams=2, pooling=pooling, dense_units=8)
     ids = np.array([[5, 9, 3, 0, 0, 0]], np.int32)
     alone = core(ids)
     batch = np.array([[5, 9, 3, 0, 0, 0], [7, 7, 7, 7, 7, 7]], np.int32)
