@@ -46,3 +46,18 @@ def test_bench_tiny_run_writes_json_table_and_chart(tmp_path):
     assert "| mnist_cnn | synthetic |" in result.stdout
     if bench["chart"]:
         assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+def test_synthetic_image_folder_is_rewritten_for_other_counts(tmp_path):
+    from tools.bench import write_synthetic_folder
+
+    def jpegs(split):
+        return sorted((tmp_path / split).rglob("*.jpg"))
+
+    write_synthetic_folder(tmp_path, 6, 2, size=96)
+    assert len(jpegs("train")) == 6 and len(jpegs("validation")) == 2
+    first = jpegs("train")[0].stat().st_mtime_ns
+    write_synthetic_folder(tmp_path, 6, 2, size=96)  # same counts: kept as it is
+    assert jpegs("train")[0].stat().st_mtime_ns == first
+    write_synthetic_folder(tmp_path, 4, 2, size=96)  # fewer: no images left from before
+    assert len(jpegs("train")) == 4 and len(jpegs("validation")) == 2

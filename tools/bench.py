@@ -125,10 +125,14 @@ def imgcls_data(work: Path, args) -> Data:
 
 def write_synthetic_folder(directory: Path, n_train: int, n_eval: int, size: int = 150):
     """`train/{cat,dog}/*.jpg` and `validation/...`: a bright square, top left for cats and
-    bottom right for dogs, on noise."""
+    bottom right for dogs, on noise. A folder left by a run with other counts is rewritten."""
+    import shutil
+
     from PIL import Image
-    if (directory / "done").is_file():
+    marker, made = directory / "done", f"{n_train} {n_eval} {size}\n"
+    if marker.is_file() and marker.read_text() == made:
         return
+    shutil.rmtree(directory, ignore_errors=True)
     rng = np.random.default_rng(0)
     for split, n in (("train", n_train), ("validation", n_eval)):
         for i in range(n):
@@ -139,7 +143,7 @@ def write_synthetic_folder(directory: Path, n_train: int, n_eval: int, size: int
             path = directory / split / ("dog" if label else "cat") / f"{i:05d}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(path, quality=90)
-    (directory / "done").write_text("")
+    marker.write_text(made)
 
 
 def sst2_data(work: Path, args) -> Data:
