@@ -20,7 +20,7 @@ VOCAB = ["[PAD]", "[UNK]", "!", ",", ".", "?", "the", "movie", "was", "great", "
 TINY = ["data.dataset=synthetic", "data.synthetic_examples=768", "train.epochs=3",
         "train.batch_size=32", "model.vocab_size=300", "model.embedding_dim=16",
         "model.ngrams=2", "model.ngram_buckets=1000", "model.max_length=32",
-        "train.learning_rate=0.01"]
+        "train.learning_rate=0.01", "train.lr_schedule=constant"]
 
 
 @pytest.fixture(scope="module")
