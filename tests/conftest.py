@@ -12,7 +12,7 @@ import pytest
 
 # pytest-xdist workers share the cores: each worker's TensorFlow, and the CLI runs it starts
 # (they inherit the environment), gets its share of them instead of thread pools as wide as
-# the machine in every process (two workers on 2 cores: 584 s for the suite instead of 655-671).
+# the machine in every process (two workers on 2 cores: 3-13% less suite time, README).
 # Set before TensorFlow loads; TensorFlow reads these variables when it makes its pools.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
