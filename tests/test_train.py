@@ -97,8 +97,12 @@ def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):
     assert (tmp_path / "assets" / "labels.txt").read_text().split() == [str(k) for k in range(10)]
 
 
-def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_path):
+def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_path, monkeypatch):
+    import tempfile
     from export.source import load
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     overrides = [*TINY_MNIST, "train.epochs=2", "data.max_eval_examples=100"]
     again = lambda: run(load_config("mnist_cnn", overrides=overrides), tmp_path)
     metrics = again()  # from the last epoch's validation, not a second pass
@@ -116,6 +120,7 @@ def test_reported_accuracy_is_the_final_weights_on_the_capped_eval_split(tmp_pat
     rebuilt = again()
     assert rebuilt["accuracy"] == metrics["accuracy"]
     assert rebuilt["weights_sha256"] == metrics["weights_sha256"]
+    assert not list(scratch.glob("zoo-assets-*"))  # the reruns' scratch folders are gone
 
 
 def test_throughput_leaves_out_the_backup_at_an_epochs_last_step(tmp_path, monkeypatch):

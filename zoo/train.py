@@ -224,36 +224,44 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     logging.info("data: %s, %d train / %d eval examples, %d classes", info.source,
                  info.train_examples, info.eval_examples, info.num_classes)
 
+    import shutil
     import tempfile
     model_dir.mkdir(parents=True, exist_ok=True)
     fresh = chief and saved is None  # only a fresh run's chief writes model_dir/assets
-    assets_dir = model_dir / "assets" if fresh else Path(tempfile.mkdtemp(prefix="zoo-assets-"))
+    # a rerun or another worker prepares into a scratch folder, removed once the model is
+    # built (the model holds what it read; a rerun goes on with the run's own assets)
+    scratch = None if fresh else tempfile.mkdtemp(prefix="zoo-assets-")
+    assets_dir = model_dir / "assets" if fresh else Path(scratch)
     assets_dir.mkdir(exist_ok=True)
-    if entry.prepare:
-        cfg.model = entry.prepare(cfg.model, train_ds, assets_dir)
-    if saved is not None:
-        check_same_model(model_dir, saved, cfg.model)
-        for key in saved:  # keep the run's own assets
-            if key.endswith("_file"):
-                setattr(cfg.model, key, saved[key])
-    if chief:
-        (model_dir / "assets").mkdir(exist_ok=True)
-        write_atomic(model_dir / "assets" / "labels.txt", "\n".join(info.class_names) + "\n")
-        write_atomic(model_dir / CONFIG_FILE, cfg.to_yaml())
+    try:
+        if entry.prepare:
+            cfg.model = entry.prepare(cfg.model, train_ds, assets_dir)
+        if saved is not None:
+            check_same_model(model_dir, saved, cfg.model)
+            for key in saved:  # keep the run's own assets
+                if key.endswith("_file"):
+                    setattr(cfg.model, key, saved[key])
+        if chief:
+            (model_dir / "assets").mkdir(exist_ok=True)
+            write_atomic(model_dir / "assets" / "labels.txt", "\n".join(info.class_names) + "\n")
+            write_atomic(model_dir / CONFIG_FILE, cfg.to_yaml())
 
-    with strategy.scope():
-        model = entry.build(cfg.model)
-        if entry.load_pretrained:
-            entry.load_pretrained(model, cfg.model)
-        preprocess, trainable = split_preprocessing(model)
-        track_random_state(trainable)
-        binary = trainable.output_shape[-1] == 1
-        trainable.compile(
-            optimizer=make_optimizer(cfg, t.epochs * steps_per_epoch),
-            loss=("binary_crossentropy" if binary else "sparse_categorical_crossentropy"),
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
-                     else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
+        with strategy.scope():
+            model = entry.build(cfg.model)
+            if entry.load_pretrained:
+                entry.load_pretrained(model, cfg.model)
+            preprocess, trainable = split_preprocessing(model)
+            track_random_state(trainable)
+            binary = trainable.output_shape[-1] == 1
+            trainable.compile(
+                optimizer=make_optimizer(cfg, t.epochs * steps_per_epoch),
+                loss=("binary_crossentropy" if binary else "sparse_categorical_crossentropy"),
+                metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if binary
+                         else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     start = resume.find(model_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
     finished = start.epoch >= t.epochs  # nothing left to train: the same command rerun
