@@ -51,13 +51,18 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
         set_field(cfg.data, "data", "dataset", dataset)
         validate(cfg)
 
-    import tensorflow as tf
     from zoo import data
+    no_checkpoint = f"no checkpoint in {model_dir / 'checkpoints'}; train the model first"
+    if not (model_dir / "checkpoints" / "checkpoint").is_file():  # before TensorFlow loads
+        raise ExportError(no_checkpoint)
+    data.check_local(cfg.data.dataset)
+
+    import tensorflow as tf
     from zoo.train import split_preprocessing
 
     checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     if not checkpoint:
-        raise ExportError(f"no checkpoint in {model_dir / 'checkpoints'}; train the model first")
+        raise ExportError(no_checkpoint)
     entry = registry.get(cfg.model_name)
     model = entry.build(cfg.model)
     _, trainable = split_preprocessing(model)

@@ -115,14 +115,24 @@ def test_config_round_trips_through_yaml():
     assert again == cfg
 
 
-def test_config_errors_come_before_tensorflow_is_imported():
+def test_config_errors_come_before_tensorflow_is_imported(tmp_path):
     code = ("import sys\nfrom zoo.config import load_config, ConfigError\n"
-            "try:\n    load_config('mnist_cnn', overrides=['train.batch_size=0'])\n"
-            "except ConfigError as e:\n    print(e)\n"
+            "from zoo.data import DataError\nfrom zoo.train import run\n"
+            "for change in ('train.batch_size=0', 'data.dataset=idx:/nonexistent',\n"
+            "               'train.strategy=multi_worker', 'train.strategy=tpu'):\n"
+            "    try:\n"
+            f"        run(load_config('mnist_cnn', overrides=[change]), {str(tmp_path)!r})\n"
+            "    except (ConfigError, DataError) as e:\n"
+            "        print(str(e).split(';')[0])\n"
             "print('tensorflow' in sys.modules)\n")
+    env = cli_env()
+    env.pop("TPU_NAME", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=cli_env(), cwd=REPO, timeout=60).stdout.splitlines()
-    assert out == ["bad value for train.batch_size: 0; expected an integer >= 1", "False"]
+                         env=env, cwd=REPO, timeout=60)
+    assert out.stdout.splitlines() == [
+        "bad value for train.batch_size: 0", "idx: directory not found: /nonexistent",
+        "--strategy=multi_worker needs TF_CONFIG naming the cluster (see docs/distributed.md)",
+        "--strategy=tpu needs --tpu=ADDRESS (or TPU_NAME)", "False"], out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -218,6 +218,12 @@ def test_cli_errors_are_one_line_and_exit_2(runs, tmp_path):
     (no_ckpt / "config.yaml").write_text((runs("mnist_cnn") / "config.yaml").read_text())
     result = run_cli(f"--model_dir={no_ckpt}", f"--out={tmp_path}")
     assert result.returncode == 2 and "error: no checkpoint" in result.stderr
+    probe = subprocess.run(  # found before TensorFlow loads
+        [PYTHON, "-c", "import sys; from export import source\ntry: source.load(sys.argv[1])\n"
+         "except source.ExportError as e: print(e)\nprint('tensorflow' in sys.modules)",
+         str(no_ckpt)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert probe.stdout.splitlines()[1:] == ["False"], probe.stdout + probe.stderr
+    assert probe.stdout.startswith("no checkpoint in"), probe.stdout
     bad = run_cli(f"--model_dir={runs('mnist_cnn')}", f"--out={tmp_path}", "--formats=onnx")
     assert bad.returncode == 2 and "error: unknown format onnx" in bad.stderr
     bad = run_cli(f"--model_dir={runs('mnist_cnn')}", f"--out={tmp_path}", "--quantize=int4")

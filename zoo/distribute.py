@@ -19,6 +19,17 @@ def cluster_size(tf_config: str | None = None) -> int:
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
+def check_request(name: str, tpu: str = ""):
+    """The strategy errors that need no TensorFlow, raised before it loads: a TPU without an
+    address, multi-worker without TF_CONFIG."""
+    tpu = tpu or os.environ.get("TPU_NAME", "")
+    if name == "tpu" and not tpu:
+        raise ConfigError("--strategy=tpu needs --tpu=ADDRESS (or TPU_NAME); none was given")
+    if name == "multi_worker" and cluster_size() < 1:
+        raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the cluster "
+                          "(see docs/distributed.md); TF_CONFIG is unset")
+
+
 def split_cpu(n: int):
     """Splits the CPU into `n` logical devices (must run before TensorFlow initialises)."""
     import tensorflow as tf
@@ -46,6 +57,7 @@ def choose(name: str = "auto", tpu: str = ""):
 
     One device runs under TensorFlow's default strategy, which Keras' BackupAndRestore
     supports (OneDeviceStrategy it does not)."""
+    check_request(name, tpu)
     import tensorflow as tf
 
     tpu = tpu or os.environ.get("TPU_NAME", "")
@@ -69,8 +81,6 @@ def choose(name: str = "auto", tpu: str = ""):
         why = "asked for with --strategy"
 
     if name == "tpu":
-        if not tpu:
-            raise ConfigError("--strategy=tpu needs --tpu=ADDRESS (or TPU_NAME); none was given")
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
                 tpu=tpu)
@@ -80,9 +90,6 @@ def choose(name: str = "auto", tpu: str = ""):
             raise ConfigError(f"--tpu={tpu}: can't reach the TPU ({str(e).splitlines()[0]})")
         return tf.distribute.TPUStrategy(resolver), why
     if name == "multi_worker":
-        if workers < 1:
-            raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the cluster "
-                              "(see docs/distributed.md); TF_CONFIG is unset")
         return tf.distribute.MultiWorkerMirroredStrategy(), why  # before any device is used
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")

@@ -175,13 +175,14 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     saved = saved_run(model_dir, cfg.model_name)
 
     t = cfg.train
+    from zoo import data, distribute
+    data.check_local(cfg.data.dataset)  # fail fast: before TensorFlow's import
+    distribute.check_request(t.strategy, t.tpu)
     set_threads(t.intra_op_threads, t.inter_op_threads)
-    from zoo import distribute
     if t.cpu_devices:
         distribute.split_cpu(t.cpu_devices)
     import tensorflow as tf
     import tf_keras as keras
-    from zoo import data
     from zoo import resume
     from zoo.callbacks import GracefulStop, ProgressLogger, StepBackup, ThroughputMeter
 

@@ -78,6 +78,13 @@ def slice_indices(n: int, start: str, stop: str) -> range:
     return range(n)[slice(bound(start, 0), bound(stop, n))]
 
 
+def check_local(text: str):
+    """A local spec's directory exists: checked before TensorFlow loads."""
+    spec = parse_spec(text)
+    if spec.scheme in ("idx", "folder", "tsv", "csv"):
+        check_dir(spec.location, spec.scheme)
+
+
 def load(cfg, task: str):
     """(train_ds, eval_ds, DatasetInfo) for the experiment config `cfg` and the model's task."""
     spec = parse_spec(cfg.data.dataset)
