@@ -46,23 +46,25 @@ def digest(model_dir):
     return json.loads((model_dir / "metrics.json").read_text())["weights_sha256"]
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 8])  # 8: backups fall between calls
-def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(
-        tmp_path, steps_per_execution):
-    extra = ["--epochs=3", "--set=train.checkpoint_every_steps=16",
-             f"--set=train.steps_per_execution={steps_per_execution}",
-             "--set=train.log_every_steps=8"]
-    assert train_cli(tmp_path / "whole", *extra).returncode == 0
+def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+    def extra(steps_per_execution):
+        return ["--epochs=3", "--set=train.checkpoint_every_steps=16",
+                f"--set=train.steps_per_execution={steps_per_execution}",
+                "--set=train.log_every_steps=8"]
 
-    proc = start_cli(tmp_path / "killed", *extra)
-    wait_for(proc, "epoch 2/3 step 48/64")
-    proc.kill()
-    proc.wait(timeout=60)
-    result = train_cli(tmp_path / "killed", *extra)
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"resumed from epoch 2, step (32|48) of", result.stderr), result.stderr
-    # same seed, deterministic ops, data and random-layer state restored: tolerance 0 (bitwise)
-    assert digest(tmp_path / "killed") == digest(tmp_path / "whole")
+    # one uninterrupted run: steps_per_execution changes how steps are grouped, not the steps
+    assert train_cli(tmp_path / "whole", *extra(8)).returncode == 0
+    for steps_per_execution in (1, 8):  # 8: backups fall between calls
+        killed = tmp_path / f"killed{steps_per_execution}"
+        proc = start_cli(killed, *extra(steps_per_execution))
+        wait_for(proc, "epoch 2/3 step 48/64")
+        proc.kill()
+        proc.wait(timeout=60)
+        result = train_cli(killed, *extra(steps_per_execution))
+        assert result.returncode == 0, result.stderr
+        assert re.search(r"resumed from epoch 2, step (32|48) of", result.stderr), result.stderr
+        # same seed, deterministic ops, data and random-layer state restored: tolerance 0
+        assert digest(killed) == digest(tmp_path / "whole"), steps_per_execution
 
 
 def test_same_seed_and_config_train_to_identical_weights(tmp_path):
