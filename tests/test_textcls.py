@@ -119,6 +119,8 @@ def test_word_vocabulary_keeps_the_most_frequent_words_and_unknowns_whole_words(
         ["The movie was great.", "the MOVIE was bad", "a film, the end", "Café"])
     vocab = wordpiece.learn_word_vocabulary(texts, 6, ["[PAD]", "[UNK]"])
     assert vocab == ["[PAD]", "[UNK]", "the", "movie", "was", ","]  # ties: sorted
+    assert wordpiece.learn_word_vocabulary(texts, 20, ["[PAD]", "[UNK]"], min_count=2) == [
+        "[PAD]", "[UNK]", "the", "movie", "was"]  # words seen once are left to [UNK]
     path = tmp_path / "vocab.txt"
     wordpiece.write_vocabulary(path, vocab)
     model = build(TextClsConfig(vocab_file=str(path), max_length=6, ngrams=1))

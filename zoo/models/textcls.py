@@ -24,6 +24,9 @@ class TextClsConfig:
                              doc="learned from the training split: its most frequent words "
                                  "(others are [UNK]) or WordPiece sub-words")
     vocab_size: int = bounded(20_000, low=16, doc="size of the learned vocabulary")
+    min_word_count: int = bounded(1, low=1, doc="words vocabulary: a word is kept when the "
+                                  "training split has it at least this often; rarer words "
+                                  "train [UNK], which then stands for unseen words")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
     lower_case: bool = True
     max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
@@ -77,10 +80,12 @@ def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
     `assets_dir/vocab.txt` unless `vocab_file` names one."""
     if cfg.vocab_file:
         return cfg
-    learn = (wordpiece.learn_word_vocabulary if cfg.vocabulary == "words"
-             else wordpiece.learn_vocabulary)
-    tokens = learn(train_ds.map(lambda text, label: text), cfg.vocab_size,
-                   [wordpiece.PAD, wordpiece.UNK], cfg.lower_case)
+    texts, reserved = train_ds.map(lambda text, label: text), [wordpiece.PAD, wordpiece.UNK]
+    if cfg.vocabulary == "words":
+        tokens = wordpiece.learn_word_vocabulary(texts, cfg.vocab_size, reserved,
+                                                 cfg.lower_case, cfg.min_word_count)
+    else:
+        tokens = wordpiece.learn_vocabulary(texts, cfg.vocab_size, reserved, cfg.lower_case)
     path = Path(assets_dir) / "vocab.txt"
     wordpiece.write_vocabulary(path, tokens)
     return dataclasses.replace(cfg, vocab_file=str(path.resolve()))

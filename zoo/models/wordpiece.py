@@ -30,10 +30,11 @@ def learn_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
 
 
 def learn_word_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
-                          lower_case: bool = True) -> list[str]:
+                          lower_case: bool = True, min_count: int = 1) -> list[str]:
     """The `vocab_size` - len(reserved_tokens) most frequent words of `texts` after BERT's
-    splitting (lower-casing, accent stripping, punctuation as words), `reserved_tokens` first.
-    No `##` pieces: with this vocabulary every other word is one [UNK]."""
+    splitting (lower-casing, accent stripping, punctuation as words) that occur at least
+    `min_count` times, `reserved_tokens` first. No `##` pieces: with this vocabulary every
+    other word is one [UNK]."""
     import collections
 
     from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
@@ -46,7 +47,8 @@ def learn_word_vocabulary(texts, vocab_size: int, reserved_tokens: list[str],
     for token in reserved_tokens:
         counts.pop(token, None)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # ties: stable order
-    return list(reserved_tokens) + [w for w, _ in ranked[:vocab_size - len(reserved_tokens)]]
+    kept = [w for w, count in ranked[:vocab_size - len(reserved_tokens)] if count >= min_count]
+    return list(reserved_tokens) + kept
 
 
 def write_vocabulary(path: str | Path, tokens: list[str]):
