@@ -269,4 +269,4 @@ def test_textcls_on_real_sst2(tmp_path):
           f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
           f"{metrics['examples_per_sec']:.0f} examples/s")
     assert metrics["train_examples"] == 67349 and metrics["eval_examples"] == 872
-    assert metrics["accuracy"] >= 0.81
+    assert metrics["accuracy"] >= 0.83  # the classic recipe's best here: 0.831
