@@ -13,7 +13,7 @@ class MnistCnnConfig:
     image_size: int = bounded(28, low=8)
     channels: int = bounded(1, low=1)
     num_classes: int = bounded(10, low=2)
-    conv_filters: list[int] = listed([64, 128, 256], low=1,
+    conv_filters: list[int] = listed([32, 64, 128], low=1,
                                      doc="one block (3x3 conv, max-pool 2x2) per entry")
     dense_units: int = bounded(128, low=0, doc="0 = no hidden dense layer")
     dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True)
