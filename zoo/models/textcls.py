@@ -24,7 +24,7 @@ class TextClsConfig:
                              doc="learned from the training split: its most frequent words "
                                  "(others are [UNK]) or WordPiece sub-words")
     vocab_size: int = bounded(20_000, low=16, doc="size of the learned vocabulary")
-    min_word_count: int = bounded(1, low=1, doc="words vocabulary: a word is kept when the "
+    min_word_count: int = bounded(3, low=1, doc="words vocabulary: a word is kept when the "
                                   "training split has it at least this often; rarer words "
                                   "train [UNK], which then stands for unseen words")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
