@@ -20,6 +20,9 @@ setup(
         "absl-py==2.5.1",
         "PyYAML==6.0.3",
         "numpy==2.4.6",
+        # tensorflow accepts >=0.5.1,<1; 0.7.0's import takes 1.3-1.4 s here against 0.15 s for
+        # 0.6.0, paid by every TensorFlow process (each zoo.train / export run, ~50 in the tests)
+        "ml_dtypes==0.6.0",
         "protobuf==7.36.2",
         "pytest==9.2.0",
         "pytest-xdist==3.8.0",  # the tests on two workers (pytest.ini): most wait on TF imports
