@@ -7,20 +7,24 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from conftest import shared_path, train_mirrored_on_two_cpus
+from conftest import check_in_mediapipe, shared_path, train_mirrored_on_two_cpus
 from zoo import registry
 from zoo.config import ConfigError, load_config
 from zoo.models import wordpiece
 from zoo.models.text_layers import hash_ngrams
-from zoo.models.textcls import TextClsConfig, build, build_core
+from zoo.models.textcls import RESERVED, TextClsConfig, build, build_core
 from zoo.train import run
 
-VOCAB = ["[PAD]", "[UNK]", "!", ",", ".", "?", "the", "movie", "was", "great", "bad", "cafe",
-         "a", "##s", "film", "not"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "!", ",", ".", "?", "the", "movie", "was", "great",
+         "bad", "cafe", "café", "a", "##s", "film", "not"]
+CLS, SEP = 2, 3
 TINY = ["data.dataset=synthetic", "data.synthetic_examples=768", "train.epochs=3",
         "train.batch_size=32", "model.vocab_size=300", "model.embedding_dim=16",
         "model.ngrams=2", "model.ngram_buckets=1000", "model.max_length=32",
         "train.learning_rate=0.01", "train.lr_schedule=constant"]
+# Two classes, chance 0.5. TINY reached 0.885, 0.943 and 0.964 at seeds 42, 1 and 2 (with the
+# phone's tokenizer); the bar sits 0.035 under the worst.
+LEARNED = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +42,26 @@ def trained(tmp_path_factory):
 
 
 def ids_of(model, texts) -> np.ndarray:
-    return model.get_layer("preprocessor")(tf.constant(texts))["token_ids"].numpy()
+    return model.get_layer("preprocessor")(tf.constant(texts))["input_word_ids"].numpy()
 
 
 def test_tokenizer_edge_cases(tokenizer_model):
+    """The phone's tokenization (MediaPipe Tasks' BertTokenizer; test_mediapipe compares it
+    with MediaPipe itself): [CLS] ... [SEP], ASCII lower-casing only, accents kept."""
+    v = VOCAB.index
     ids = ids_of(tokenizer_model, [
-        "", "!?!", "The MOVIE was great.", "Café ñandú 中文", "the movie " * 5000, "films"])
-    assert ids.shape == (6, 8) and ids.dtype == np.int32
-    assert not ids[0].any()                                  # empty: all padding
-    assert list(ids[1][:3]) == [2, 5, 2] and not ids[1][3:].any()  # punctuation splits
-    assert list(ids[2][:5]) == [6, 7, 8, 9, 4]              # lower-cased, '.' split off
-    assert ids[3][0] == VOCAB.index("cafe")                 # accents stripped
-    assert all(t == VOCAB.index("[UNK]") for t in ids[3][1:4]) and not ids[3][4:].any()
-    assert list(ids[4]) == [6, 7] * 4                        # long input: truncated
-    assert list(ids[5][:2]) == [VOCAB.index("film"), VOCAB.index("##s")]  # WordPiece
+        "", "!?!", "The MOVIE was great.", "Café ñandú 中文", "the movie " * 5000, "films",
+        "CAFÉ cafe"])
+    assert ids.shape == (7, 8) and ids.dtype == np.int32
+    assert list(ids[0]) == [CLS, SEP] + [0] * 6                 # empty: [CLS] [SEP], padding
+    assert list(ids[1]) == [CLS, v("!"), v("?"), v("!"), SEP, 0, 0, 0]  # punctuation splits
+    assert list(ids[2][:7]) == [CLS, v("the"), v("movie"), v("was"), v("great"), v("."), SEP]
+    assert list(ids[3][:6]) == [CLS, v("café"), 1, 1, 1, SEP]   # accents kept; CJK split
+    assert list(ids[4]) == [CLS] + [v("the"), v("movie")] * 3 + [SEP]  # truncated, [SEP] kept
+    assert list(ids[5][:4]) == [CLS, v("film"), v("##s"), SEP]  # WordPiece
+    assert list(ids[6][:4]) == [CLS, 1, v("cafe"), SEP]         # only ASCII is lower-cased
+    masks = tokenizer_model.get_layer("preprocessor")(tf.constant(["", "films"]))["input_mask"]
+    assert masks.numpy().tolist() == [[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
 
 
 def cores(lengths=(6, 16), **fields):
@@ -63,7 +73,8 @@ def cores(lengths=(6, 16), **fields):
 
     def predict(core, cfg):
         def call(ids):
-            feed = {"token_ids": ids}
+            feed = {"input_word_ids": ids, "input_mask": (ids > 0).astype(np.int32),
+                    "input_type_ids": np.zeros_like(ids)}
             if cfg.ngrams > 1:
                 feed["ngram_ids"] = hash_ngrams(tf.constant(ids), cfg.ngrams, 40,
                                                 cfg.ngram_buckets)
@@ -116,24 +127,23 @@ def test_ngram_hash_spreads_the_ngrams_over_the_buckets_whatever_the_sizes():
 
 def test_word_vocabulary_keeps_the_most_frequent_words_and_unknowns_whole_words(tmp_path):
     texts = tf.data.Dataset.from_tensor_slices(
-        ["The movie was great.", "the MOVIE was bad", "a film, the end", "Café"])
-    vocab = wordpiece.learn_word_vocabulary(texts, 6, ["[PAD]", "[UNK]"])
-    assert vocab == ["[PAD]", "[UNK]", "the", "movie", "was", ","]  # ties: sorted
-    assert wordpiece.learn_word_vocabulary(texts, 20, ["[PAD]", "[UNK]"], min_count=2) == [
-        "[PAD]", "[UNK]", "the", "movie", "was"]  # words seen once are left to [UNK]
+        ["The movie was great.", "the MOVIE was bad", "a film, the end", "Café café"])
+    vocab = wordpiece.learn_word_vocabulary(texts, 9, RESERVED)
+    assert vocab == RESERVED + ["the", "café", "movie", "was", ","]  # ties: sorted
+    assert wordpiece.learn_word_vocabulary(texts, 20, RESERVED, min_count=2) == [
+        *RESERVED, "the", "café", "movie", "was"]  # seen once: left to [UNK]; split as phones
     path = tmp_path / "vocab.txt"
     wordpiece.write_vocabulary(path, vocab)
-    model = build(TextClsConfig(vocab_file=str(path), max_length=6, ngrams=1))
-    assert list(ids_of(model, ["The movies was, greatest"])[0]) == [2, 1, 4, 5, 1, 0]
-    assert wordpiece.learn_word_vocabulary(texts.take(0), 6, ["[PAD]", "[UNK]"]) == [
-        "[PAD]", "[UNK]"]
+    model = build(TextClsConfig(vocab_file=str(path), max_length=7, ngrams=1))
+    assert list(ids_of(model, ["The movies was, greatest"])[0]) == [CLS, 4, 1, 7, 8, 1, SEP]
+    assert wordpiece.learn_word_vocabulary(texts.take(0), 6, RESERVED) == RESERVED
 
 
 def test_textcls_learns_and_writes_its_vocabulary(trained):
     model_dir, metrics = trained
-    assert metrics["accuracy"] > 0.9  # two classes: chance is 0.5
+    assert metrics["accuracy"] > LEARNED
     vocab = (model_dir / "assets" / "vocab.txt").read_text().splitlines()
-    assert vocab[:2] == ["[PAD]", "[UNK]"] and 20 < len(vocab) <= 300
+    assert vocab[:4] == RESERVED and 20 < len(vocab) <= 300
     config = (model_dir / "config.yaml").read_text()
     assert f"vocab_file: {model_dir.resolve() / 'assets' / 'vocab.txt'}" in config
 
@@ -157,23 +167,31 @@ def test_rebuilt_and_keras_file_models_predict_the_same(trained, tmp_path):
 def test_textcls_exports_to_serving_and_litert_on_raw_strings(trained, tmp_path):
     from export import pipeline, serving, source as export_source, tflite
     from export.pipeline import Options
+    from export.source import ExportError
 
     model_dir, _ = trained
     src = export_source.load(model_dir)
     out = tmp_path / "export"
+    # int16x8 can't calibrate the n-gram hashing the app file computes inside: refused.
+    with pytest.raises(ExportError, match="the int16x8 token-input TFLite file of textcls "
+                                          "does not convert: "):
+        pipeline.run(src, out, Options(["tflite"], ["int16x8"], eval_examples=8))
+    assert not (out / "artifacts").exists()
     manifest = pipeline.run(src, out, Options(["saved_model", "tflite", "tpu", "edgetpu"],
-                                              list(tflite.QUANTIZATIONS), eval_examples=64,
-                                              max_accuracy_drop=0.05), log=print)
+                                              ["float32", "dynamic", "float16", "int8"],
+                                              eval_examples=64, max_accuracy_drop=0.05),
+                            log=print)
     entries = {e["name"]: e for e in manifest["artifacts"]}
     for exact in ("saved_model", "tpu", "tflite/textcls_float32",
                   "tflite/textcls_tokens_float32"):
         assert entries[exact]["max_abs_diff"] <= 1e-5, exact
+    assert entries["tflite/textcls_tokens_float32"]["runtime"] == "mediapipe_tasks"
+    assert entries["tflite/textcls_float32"]["runtime"] == "litert"
     tflite_dir = out / "artifacts" / "textcls" / "1" / "tflite"
-    for integer in ("int8", "int16x8"):
-        types = {np.dtype(t["dtype"]).name for t in tflite.interpreter(
-            tflite_dir / f"textcls_tokens_{integer}.tflite").get_tensor_details()}
-        assert integer.removesuffix("x8") in types, integer
-    assert (tflite_dir / "vocab.txt").read_text().splitlines()[:2] == ["[PAD]", "[UNK]"]
+    types = {np.dtype(t["dtype"]).name for t in tflite.interpreter(
+        tflite_dir / "textcls_tokens_int8.tflite").get_tensor_details()}
+    assert "int8" in types
+    assert (tflite_dir / "vocab.txt").read_text().splitlines()[:4] == RESERVED
     texts, _ = pipeline.take_arrays(src.eval_ds, 16)
     keras_probs = src.model(texts, training=False).numpy()
     runner = tflite.Runner(out / entries["tflite/textcls_float32"]["path"], custom_ops=True)
@@ -190,6 +208,7 @@ ODD_REQUESTS = """
 import json, sys
 import tensorflow as tf, tensorflow_text  # registers the tokenizer's ops
 signatures = tf.saved_model.load(sys.argv[1]).signatures
+INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 big = "class1kw3 " + "w1 " * 350_000  # 1 MB
 requests = {
     "empty": ("serving_default", {"text": tf.constant([], tf.string)}),
@@ -197,9 +216,9 @@ requests = {
     "int32": ("serving_default", {"text": tf.constant([1, 2])}),
     "scalar": ("serving_default", {"text": tf.constant("w1 w2")}),  # crashed the process
     "matrix": ("serving_default", {"text": tf.constant([["w1", "w2"]])}),
-    "short ids": ("serving_tensor", {"token_ids": tf.zeros([1, 5], tf.int32),
+    "short ids": ("serving_tensor", {**{name: tf.zeros([1, 5], tf.int32) for name in INPUTS},
                                      "ngram_ids": tf.zeros([1, 31], tf.int32)}),
-    "no ids": ("serving_tensor", {"token_ids": tf.zeros([0, 32], tf.int32),
+    "no ids": ("serving_tensor", {**{name: tf.zeros([0, 32], tf.int32) for name in INPUTS},
                                   "ngram_ids": tf.zeros([0, 31], tf.int32)}),
 }
 for name, (signature, feed) in requests.items():
@@ -240,13 +259,13 @@ def test_textcls_saved_model_answers_or_refuses_odd_requests(trained, tmp_path):
     assert "expected to be a string tensor but is a int32 tensor" in answers["int32"]["error"]
     for name, shapes in (("scalar", "text [] is not compatible with expected shape [?]"),
                          ("matrix", "text [1,2] is not compatible with expected shape [?]"),
-                         ("short ids", "token_ids [1,5] is not compatible with expected shape "
+                         ("short ids", "input_word_ids [1,5] is not compatible with expected shape "
                                        "[?,32]")):
         assert answers[name] == {"error": f"Shape of tensor {shapes}."}, name
 
 
 def test_textcls_under_mirrored_on_two_logical_cpus(tmp_path):
-    assert train_mirrored_on_two_cpus("textcls", tmp_path, TINY)["accuracy"] > 0.9
+    assert train_mirrored_on_two_cpus("textcls", tmp_path, TINY)["accuracy"] > LEARNED
 
 
 def test_bad_vocabulary_files_are_one_line_errors(tmp_path):
@@ -260,13 +279,44 @@ def test_bad_vocabulary_files_are_one_line_errors(tmp_path):
     assert "textcls" in registry.names()
 
 
-@pytest.mark.slow
-def test_textcls_on_real_sst2(tmp_path):
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory):
+    """(model_dir, metrics) of the default textcls trained on all of SST-2's training split."""
     sst2 = shared_path("data", "sst2")
-    cfg = load_config("textcls", overrides=[f"data.dataset=tsv:{sst2}"])
-    metrics = run(cfg, tmp_path)
+    model_dir = tmp_path_factory.mktemp("textcls_sst2")
+    return model_dir, run(load_config("textcls", overrides=[f"data.dataset=tsv:{sst2}"]),
+                          model_dir)
+
+
+@pytest.mark.slow
+def test_textcls_on_real_sst2(sst2_run):
+    _, metrics = sst2_run
     print(f"textcls on SST-2: dev accuracy {metrics['accuracy']:.4f} after "
           f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
           f"{metrics['examples_per_sec']:.0f} examples/s")
     assert metrics["train_examples"] == 67349 and metrics["eval_examples"] == 872
     assert metrics["accuracy"] >= 0.83  # the classic recipe's best here: 0.831
+
+
+@pytest.mark.slow
+def test_textcls_on_sst2_runs_in_mediapipe(sst2_run, tmp_path):
+    """The float32 and int8 app files, gated in MediaPipe Tasks' TextClassifier, then run there
+    on all 872 dev sentences; the ids MediaPipe computes are the ones Keras trained on."""
+    from export import mediapipe_tasks, pipeline, source as export_source
+    from export.pipeline import Options
+
+    model_dir, _ = sst2_run
+    src = export_source.load(model_dir)
+    manifest = pipeline.run(src, tmp_path, Options(["tflite"], ["float32", "int8"],
+                                                   eval_examples=872), log=print)
+    entries = {e["name"]: e for e in manifest["artifacts"]}
+    texts, truth = pipeline.take_arrays(src.eval_ds, 872)
+    keras_probs = src.model(texts, training=False).numpy()
+    for quantization, exact in (("float32", True), ("int8", False)):
+        entry = entries[f"tflite/textcls_tokens_{quantization}"]
+        assert entry["runtime"] == "mediapipe_tasks"
+        check_in_mediapipe(tmp_path / entry["path"], texts, keras_probs, src.labels, truth,
+                           exact)
+    vocab = model_dir / "assets" / "vocab.txt"
+    phone = mediapipe_tasks.token_ids(vocab, list(texts), 128)
+    np.testing.assert_array_equal(ids_of(src.model, texts), phone)

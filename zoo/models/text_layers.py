@@ -8,34 +8,34 @@ from __future__ import annotations
 
 import tf_keras as keras
 
-from zoo.models import wordpiece
+from zoo.models.bert.tokenizer import BertTokenizer
 
 
 @keras.saving.register_keras_serializable("zoo")
-class Tokenize(keras.layers.Layer):
-    """Strings [batch] -> {"token_ids": int32 [batch, max_length]} (0-padded, truncated), plus
-    "ngram_ids" when `ngrams` > 1: the hashed 2..n-grams of those ids (see `hash_ngrams`)."""
+class Tokenize(BertTokenizer):
+    """Strings [batch] -> BERT's three inputs as the phone computes them: "input_word_ids"
+    ([CLS] word pieces [SEP], 0-padded, cut to max_length), "input_mask", "input_type_ids"
+    (int32 [batch, max_length]); plus "ngram_ids" when `ngrams` > 1: the hashed 2..n-grams of
+    the ids (see `hash_ngrams`)."""
 
-    def __init__(self, vocabulary: list[str], max_length: int, lower_case: bool = True,
-                 ngrams: int = 1, ngram_buckets: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.vocabulary, self.max_length, self.lower_case = (list(vocabulary), max_length,
-                                                             lower_case)
+    def __init__(self, vocabulary: list[str], max_length: int, ngrams: int = 1,
+                 ngram_buckets: int = 1, splitting: str = "device", **kwargs):
+        super().__init__(vocabulary, max_length=max_length, splitting=splitting, **kwargs)
         self.ngrams, self.ngram_buckets = ngrams, ngram_buckets
-        self.tokenizer = wordpiece.tokenizer(self.vocabulary, lower_case)
 
     def call(self, text):
-        ids = self.tokenizer.tokenize(text).to_tensor(default_value=0,
-                                                      shape=[None, self.max_length])
+        return self.complete(super().call(text))
+
+    def complete(self, tokens: dict) -> dict:
+        """BERT's three inputs -> everything the core takes: the hashed n-grams added."""
         if self.ngrams == 1:
-            return {"token_ids": ids}
-        return {"token_ids": ids, "ngram_ids": hash_ngrams(
-            ids, self.ngrams, len(self.vocabulary), self.ngram_buckets)}
+            return tokens
+        return {**tokens, "ngram_ids": hash_ngrams(tokens["input_word_ids"], self.ngrams,
+                                                   len(self.vocabulary), self.ngram_buckets)}
 
     def get_config(self):
-        return {**super().get_config(), "vocabulary": self.vocabulary,
-                "max_length": self.max_length, "lower_case": self.lower_case,
-                "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets}
+        return {**super().get_config(), "ngrams": self.ngrams,
+                "ngram_buckets": self.ngram_buckets}
 
 
 NGRAM_PRIME = 2**31 - 1  # n-gram hashes are taken modulo this prime ...
@@ -114,8 +114,9 @@ class MaskedPooling(keras.layers.Layer):
 class TokenDropout(keras.__internal__.layers.BaseRandomLayer):
     """While training, replaces each token id by padding (0) with probability `rate`, and with
     it every n-gram that contains it: whole words drop out of the bag, a regularizer for
-    bag-of-words models. Takes and returns {"token_ids", ["ngram_ids"]} as `Tokenize` makes
-    them (n-grams of 2..`max_n` tokens); identity at inference."""
+    bag-of-words models. Takes and returns the core's inputs as `Tokenize` makes them
+    ("input_word_ids", ["ngram_ids"] of 2..`max_n` tokens, the rest passed through); identity
+    at inference."""
 
     def __init__(self, rate: float, max_n: int = 1, seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -126,9 +127,9 @@ class TokenDropout(keras.__internal__.layers.BaseRandomLayer):
 
         if not training or not self.rate:
             return inputs
-        ids = inputs["token_ids"]
+        ids = inputs["input_word_ids"]
         keep = self._random_generator.random_uniform(tf.shape(ids)) >= self.rate
-        out = {"token_ids": tf.where(keep, ids, tf.zeros_like(ids))}
+        out = {**inputs, "input_word_ids": tf.where(keep, ids, tf.zeros_like(ids))}
         if "ngram_ids" in inputs:
             length, kept = ids.shape[1], []
             for n in range(2, self.max_n + 1):

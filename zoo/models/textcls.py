@@ -1,11 +1,13 @@
 """`textcls`: raw sentences in, class probabilities out.
 
-    text -> BERT-style tokenizer (in the graph) -> token ids [+ hashed n-gram ids]
-         -> embeddings -> pooling -> [dense] -> softmax
+    text -> the phone's WordPiece tokenizer (in the graph) -> BERT's three inputs
+         [+ hashed n-gram ids] -> word embeddings -> pooling -> [dense] -> softmax
 
 The tokenizer is the layer named `preprocessor` and the rest the sub-model `core`: training
-tokenizes in the input pipeline and fits `core`; the exported models keep both, so serving and
-phones tokenize exactly as training did.
+tokenizes in the input pipeline and fits `core`; the exported models keep both. It splits
+text as MediaPipe Tasks' BertTokenizer does (`zoo.models.wordpiece`), and the core takes that
+tokenizer's three inputs (`input_word_ids`, `input_mask`, `input_type_ids`; only the first is
+read), so an app classifying through MediaPipe feeds the model the ids it learned on.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ class TextClsConfig:
                                   "training split has it at least this often; rarer words "
                                   "train [UNK], which then stands for unseen words")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
-    lower_case: bool = True
-    max_length: int = bounded(128, low=1, doc="tokens per text; longer texts are truncated")
+    max_length: int = bounded(128, low=3, doc="tokens per text, [CLS] and [SEP] included; "
+                              "longer texts are truncated")
     embedding_dim: int = bounded(16, low=1)
     ngrams: int = bounded(1, low=1, high=4, doc="1 = words only; n adds hashed 2..n-grams")
     ngram_buckets: int = bounded(100_000, low=1, high=2**31 - 2,
@@ -44,14 +46,20 @@ class TextClsConfig:
                                    doc="chance that a token is dropped while training")
 
 
+RESERVED = [wordpiece.PAD, wordpiece.UNK, wordpiece.CLS, wordpiece.SEP]
+
+
 def build_core(cfg: TextClsConfig, vocab_size: int):
-    """{"token_ids", ["ngram_ids"]} [batch, length] -> probabilities; id 0 is padding."""
+    """{input_word_ids, input_mask, input_type_ids, [ngram_ids]} [batch, length] ->
+    probabilities; id 0 is padding. The mask and type ids are taken and not read: the word ids
+    tell both, and apps feed all three."""
     import tf_keras as keras
     from tf_keras import layers
+    from zoo.models.bert.encoder import INPUTS
     from zoo.models.text_layers import MaskedPooling, TokenDropout
 
-    inputs = {"token_ids": keras.Input((cfg.max_length,), dtype="int32", name="token_ids")}
-    tables = {"token_ids": vocab_size}
+    inputs = {name: keras.Input((cfg.max_length,), dtype="int32", name=name) for name in INPUTS}
+    tables = {"input_word_ids": vocab_size}
     if cfg.ngrams > 1:
         grams = sum(cfg.max_length - n + 1 for n in range(2, cfg.ngrams + 1))
         inputs["ngram_ids"] = keras.Input((grams,), dtype="int32", name="ngram_ids")
@@ -60,11 +68,13 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
     if cfg.token_dropout:
         ids = TokenDropout(cfg.token_dropout, cfg.ngrams, name="token_dropout")(inputs)
     pooled = []
-    for name in inputs:
+    for name, kind in (("input_word_ids", "token"), ("ngram_ids", "ngram")):
+        if name not in tables:
+            continue
         embeddings = layers.Embedding(tables[name], cfg.embedding_dim,
-                                      name=name.replace("_ids", "_embedding"))(ids[name])
+                                      name=f"{kind}_embedding")(ids[name])
         pooled.append(MaskedPooling(cfg.pooling, tables[name],
-                                    name=name.replace("_ids", "_pool"))(embeddings, ids[name]))
+                                    name=f"{kind}_pool")(embeddings, ids[name]))
     x = layers.Add()(pooled) if len(pooled) > 1 else pooled[0]
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout)(x)
@@ -80,12 +90,12 @@ def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
     `assets_dir/vocab.txt` unless `vocab_file` names one."""
     if cfg.vocab_file:
         return cfg
-    texts, reserved = train_ds.map(lambda text, label: text), [wordpiece.PAD, wordpiece.UNK]
+    texts = train_ds.map(lambda text, label: text)
     if cfg.vocabulary == "words":
-        tokens = wordpiece.learn_word_vocabulary(texts, cfg.vocab_size, reserved,
-                                                 cfg.lower_case, cfg.min_word_count)
+        tokens = wordpiece.learn_word_vocabulary(texts, cfg.vocab_size, RESERVED,
+                                                 cfg.min_word_count)
     else:
-        tokens = wordpiece.learn_vocabulary(texts, cfg.vocab_size, reserved, cfg.lower_case)
+        tokens = wordpiece.learn_device_vocabulary(texts, cfg.vocab_size, RESERVED)
     path = Path(assets_dir) / "vocab.txt"
     wordpiece.write_vocabulary(path, tokens)
     return dataclasses.replace(cfg, vocab_file=str(path.resolve()))
@@ -97,8 +107,7 @@ def build(cfg: TextClsConfig):
     if cfg.vocab_file:
         vocabulary = wordpiece.read_vocabulary(cfg.vocab_file)
     else:  # an untrained model (the registry table): a placeholder vocabulary of the size
-        vocabulary = [wordpiece.PAD, wordpiece.UNK] + [
-            f"t{k}" for k in range(cfg.vocab_size - 2)]
+        vocabulary = RESERVED + [f"t{k}" for k in range(cfg.vocab_size - len(RESERVED))]
     if vocabulary[0] != wordpiece.PAD:
         raise ConfigError(f"{cfg.vocab_file}: the first token is {vocabulary[0]!r}; textcls "
                           f"pads with id 0 and expects {wordpiece.PAD!r} there")
@@ -106,7 +115,7 @@ def build(cfg: TextClsConfig):
     from zoo.models.text_layers import Tokenize
 
     text = keras.Input((), dtype="string", name="text")
-    tokens = Tokenize(vocabulary, cfg.max_length, cfg.lower_case, cfg.ngrams,
-                      cfg.ngram_buckets, name="preprocessor")(text)
+    tokens = Tokenize(vocabulary, cfg.max_length, cfg.ngrams, cfg.ngram_buckets,
+                      name="preprocessor")(text)
     probabilities = build_core(cfg, len(vocabulary))(tokens)
     return keras.Model(text, probabilities, name="textcls")

@@ -18,7 +18,7 @@ import tf_keras as keras
 from tf_keras import layers
 
 EPSILON = 1e-12
-INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+INPUTS = ("input_word_ids", "input_mask", "input_type_ids")  # MediaPipe Tasks' names too
 
 
 def initializer():

@@ -1,9 +1,10 @@
 """BERT's input in the graph: strings -> [CLS] A [SEP] (B [SEP]) as ids, mask and type ids.
 
 WordPiece runs in tensorflow-text's `FastBertTokenizer` (BERT's basic splitting, optional
-lower-casing with accent stripping); the rest is dense arithmetic on positions (no ragged
-trimming or concatenation ops), so it compiles to TFLite with the tokenizer as the only
-custom op and every output has the static shape [batch, max_length].
+lower-casing with accent stripping), or split as MediaPipe Tasks splits on a phone
+(`splitting="device"`, see `zoo.models.wordpiece`); the rest is dense arithmetic on positions
+(no ragged trimming or concatenation ops), so BERT's splitting compiles to TFLite with the
+tokenizer as the only custom op, and every output has the static shape [batch, max_length].
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from zoo.models import wordpiece
+from zoo.models.bert.encoder import INPUTS
 
 
 @keras.utils.register_keras_serializable("zoo.bert")
@@ -19,12 +21,20 @@ class BertTokenizer(keras.layers.Layer):
     input_type_ids}: int32[batch, max_length].
 
     Too long inputs are cut as Hugging Face's `longest_first` does: tokens come off the longer
-    segment (the second on a tie) until [CLS] A [SEP] B [SEP] fits; [SEP] is always kept."""
+    segment (the second on a tie) until [CLS] A [SEP] B [SEP] fits; [SEP] is always kept.
+
+    `splitting` is "bert" (BERT's, `lower_case` with accent stripping) or "device" (MediaPipe
+    Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused)."""
+
+    SPLITTINGS = ("bert", "device")
 
     def __init__(self, vocabulary: list[str], lower_case: bool = True, max_length: int = 128,
-                 **kwargs):
+                 splitting: str = "bert", **kwargs):
         super().__init__(**kwargs)
         self.vocabulary, self.lower_case, self.max_length = list(vocabulary), lower_case, max_length
+        if splitting not in self.SPLITTINGS:
+            raise ValueError(f"splitting={splitting!r}; expected one of {self.SPLITTINGS}")
+        self.splitting = splitting
         missing = [t for t in (wordpiece.UNK, wordpiece.CLS, wordpiece.SEP)
                    if t not in self.vocabulary]
         if missing:
@@ -32,13 +42,17 @@ class BertTokenizer(keras.layers.Layer):
             raise ConfigError(f"the vocabulary lacks {', '.join(missing)}")
         self.cls_id = self.vocabulary.index(wordpiece.CLS)
         self.sep_id = self.vocabulary.index(wordpiece.SEP)
-        self.tokenizer = wordpiece.tokenizer(self.vocabulary, lower_case)
+        if splitting == "device":
+            self.tokenizer = wordpiece.device_wordpiece(self.vocabulary)
+        else:
+            self.tokenizer = wordpiece.bert_tokenizer(self.vocabulary, lower_case)
 
     def _segment(self, text, budget: int):
         """(ids int32[batch, budget], lengths before truncation) of one text segment."""
-        ragged = self.tokenizer.tokenize(text)
-        if ragged.shape.rank > 2:
-            ragged = ragged.merge_dims(-2, -1)
+        if self.splitting == "device":
+            ragged = wordpiece.device_tokenize(self.tokenizer, text)
+        else:
+            ragged = self.tokenizer.tokenize(text)  # [batch, (tokens)]
         return ragged.to_tensor(0, shape=[None, budget]), tf.cast(ragged.row_lengths(), tf.int32)
 
     def call(self, text):
@@ -71,8 +85,19 @@ class BertTokenizer(keras.layers.Layer):
         last = b_end if pair else a_end
         mask = tf.cast(position <= last, tf.int32)
         type_ids = tf.cast((position > a_end) & (position <= last), tf.int32)
-        return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": type_ids}
+        return dict(zip(INPUTS, (ids, mask, type_ids)))
+
+    def for_litert(self) -> "BertTokenizer":
+        """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: itself with BERT's
+        splitting. The device splitting (regex ops LiteRT lacks) becomes BERT's lower-casing
+        one, which gives the same ids on ASCII text; they differ on non-ASCII capitals,
+        accents, control characters and non-ASCII white space (docs/mediapipe.md)."""
+        if self.splitting == "bert":
+            return self
+        return type(self).from_config({**self.get_config(), "splitting": "bert",
+                                       "lower_case": True, "name": f"{self.name}_litert"})
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary,
-                "lower_case": self.lower_case, "max_length": self.max_length}
+                "lower_case": self.lower_case, "max_length": self.max_length,
+                "splitting": self.splitting}
