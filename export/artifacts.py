@@ -10,12 +10,20 @@ import tensorflow as tf
 
 from export import serving, tflite, tpu
 from export.evaluate import Artifact
+from export.source import ExportError
 
 
 def raw_feed(source):
     """Raw inputs -> {input name: batch} for the model's own input (`image` or `text`)."""
     name = serving.raw_input_spec(source.model).name
     return lambda x: {name: x}
+
+
+def app_feed(source):
+    """Raw inputs -> what an app hands MediaPipe Tasks: the texts, or RGB frames."""
+    if source.is_text:
+        return lambda x: {"text": x}
+    return lambda x: {"image": tflite.rgb(x)}
 
 
 def keras(source) -> Artifact:
@@ -42,13 +50,45 @@ def _spec(spec) -> dict:
 def tflite_artifact(name, fmt, quantization, path: Path, source, tokens: bool) -> Artifact:
     """An artifact run by LiteRT one example at a time."""
     runner = tflite.Runner(path, custom_ops=source.is_text and not tokens)
-    feed = (lambda x: serving.token_inputs(source, x)) if tokens else raw_feed(source)
+    if tokens:
+        feed = lambda x: serving.token_inputs(source, x)
+    else:
+        feed = raw_feed(source) if source.is_text else app_feed(source)
     details = lambda ds: {k: {
         "dtype": np.dtype(d["dtype"]).name, "shape": d["shape_signature"].tolist(),
         "quantization": list(d["quantization"])} for k, d in ds.items()}
     specs = {"inputs": details(runner.inputs),
              "outputs": details(runner.signature.get_output_details())}
-    return Artifact(name, fmt, quantization, path, runner, feed, 1, specs)
+    return Artifact(name, fmt, quantization, path, runner, feed, 1, specs, runtime="litert")
+
+
+def mediapipe_artifact(name, quantization, path: Path, source, tokens: bool) -> Artifact:
+    """An app file run as apps run it: MediaPipe Tasks' classifier, on raw texts or RGB
+    frames, reading the file's metadata; measured in LiteRT too."""
+    from export import mediapipe_tasks
+
+    classifier = (mediapipe_tasks.TextClassifierRunner if source.is_text
+                  else mediapipe_tasks.ImageClassifierRunner)(path)
+    litert = tflite_artifact(name, "tflite", quantization, path, source, tokens)
+    predict = lambda feed: classifier(next(iter(feed.values())))
+    return Artifact(name, "tflite", quantization, path, predict, app_feed(source), 1,
+                    litert.specs, runtime="mediapipe_tasks", also=[litert],
+                    close=classifier.close)
+
+
+def with_metadata(source, flatbuffer: bytes, quantization: str) -> bytes:
+    """The app file with the TFLite Metadata MediaPipe Tasks reads: labels, and the image
+    input or the WordPiece tokenizer with its vocabulary."""
+    from export import metadata
+
+    name = f"{source.name} ({quantization})"
+    if not source.is_text:
+        return metadata.image_classifier(flatbuffer, source.labels, name)
+    vocab = next((a for a in source.assets if a.name == "vocab.txt"), None)
+    if vocab is None:
+        raise ExportError(f"{source.name} has no vocab.txt among its assets; the MediaPipe "
+                          "file needs it for its tokenizer")
+    return metadata.bert_text_classifier(flatbuffer, source.labels, vocab, name)
 
 
 def ship_assets(source, directory: Path):
@@ -61,7 +101,9 @@ def ship_assets(source, directory: Path):
 
 def calibration_feed(source, calibration: np.ndarray, tokens: bool) -> dict:
     """Calibration inputs as the converted graph takes them."""
-    return serving.token_inputs(source, calibration) if tokens else raw_feed(source)(calibration)
+    if tokens:
+        return serving.token_inputs(source, calibration)
+    return (raw_feed(source) if source.is_text else app_feed(source))(calibration)
 
 
 def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> list[Artifact]:
@@ -78,10 +120,15 @@ def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> l
         ship_assets(source, stage / "tflite")
         for stem, quantization, tokens in tflite.variants(source, options.quantize):
             path = stage / "tflite" / f"{stem}.tflite"
-            path.write_bytes(tflite.convert(source, quantization,
-                                            calibration_feed(source, calibration, tokens), tokens))
-            built.append(tflite_artifact(f"tflite/{stem}", "tflite", quantization, path, source,
-                                         tokens))
+            flatbuffer = tflite.convert(source, quantization,
+                                        calibration_feed(source, calibration, tokens), tokens)
+            name = f"tflite/{stem}"
+            if tokens or not source.is_text:  # an app file
+                path.write_bytes(with_metadata(source, flatbuffer, quantization))
+                built.append(mediapipe_artifact(name, quantization, path, source, tokens))
+            else:
+                path.write_bytes(flatbuffer)
+                built.append(tflite_artifact(name, "tflite", quantization, path, source, tokens))
     if "tpu" in options.formats:
         path = stage / "tpu"
         tpu.write_tpu_saved_model(source, path, options.tpu_batch_size)

@@ -13,9 +13,14 @@ import numpy as np
 LATENCY_EXAMPLES = 50
 
 
+RUNTIMES = ("tensorflow", "litert", "mediapipe_tasks")
+
+
 @dataclasses.dataclass
 class Artifact:
-    """One exported file or directory and how to call it on a batch of examples."""
+    """One exported file or directory and how to call it on a batch of examples, in the
+    runtime its users run it in (`runtime`, one of RUNTIMES); `also` calls the same file in
+    other runtimes, measured beside it and not gated."""
     name: str
     format: str
     quantization: str
@@ -24,6 +29,16 @@ class Artifact:
     inputs: Callable[[np.ndarray], dict]    # raw eval inputs -> what `predict` takes
     batch_size: int = 64
     specs: dict = dataclasses.field(default_factory=dict)
+    runtime: str = "tensorflow"
+    also: list["Artifact"] = dataclasses.field(default_factory=list)
+    close: Callable[[], None] = lambda: None  # frees the runtime's resources once measured
+
+
+def two_class(probabilities: np.ndarray) -> np.ndarray:
+    """Class probabilities [N, C]; a single sigmoid unit [N, 1] becomes [1 - p, p]."""
+    if probabilities.shape[-1] == 1:
+        return np.concatenate([1 - probabilities, probabilities], axis=-1)
+    return probabilities
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -74,31 +89,53 @@ def median_latency_us(artifact: Artifact, raw_inputs: np.ndarray) -> float:
     return statistics.median(times) * 1e6
 
 
-def evaluate(artifact: Artifact, raw_inputs, labels, reference: dict | None = None) -> dict:
-    """The manifest entry of one artifact, compared with the Keras `reference` entry (and with
-    its size and digest when it is a file or directory)."""
+def measure(artifact: Artifact, raw_inputs, labels, reference: dict | None) -> dict:
+    """Accuracy, drift from the Keras `reference` and batch-1 latency in one runtime."""
     probabilities = predict_all(artifact, raw_inputs)
     acc = accuracy(probabilities, labels)
-    entry = {"name": artifact.name, "format": artifact.format,
-             "quantization": artifact.quantization,
-             "accuracy": acc,
-             "accuracy_delta": acc - reference["accuracy"] if reference else 0.0,
-             "max_abs_diff": float(np.abs(probabilities - reference["probabilities"]).max())
-             if reference else 0.0,
-             "median_latency_us": round(median_latency_us(artifact, raw_inputs), 1),
-             **artifact.specs}
+    drift = 0.0
+    if reference:  # a sigmoid model's app files answer two classes
+        keras = reference["probabilities"]
+        keras = two_class(keras) if probabilities.shape[-1] != keras.shape[-1] else keras
+        drift = float(np.abs(probabilities - keras).max())
+    return {"runtime": artifact.runtime, "accuracy": acc,
+            "accuracy_delta": acc - reference["accuracy"] if reference else 0.0,
+            "max_abs_diff": drift,
+            "median_latency_us": round(median_latency_us(artifact, raw_inputs), 1),
+            "probabilities": probabilities}
+
+
+def evaluate(artifact: Artifact, raw_inputs, labels, reference: dict | None = None) -> dict:
+    """The manifest entry of one artifact: measured in its runtime (and in `also`'s, under
+    their runtime's name), compared with the Keras `reference` entry, with its size and
+    digest when it is a file or directory; closes the artifact's runtimes afterwards."""
+    try:
+        entry = {"name": artifact.name, "format": artifact.format,
+                 "quantization": artifact.quantization,
+                 **measure(artifact, raw_inputs, labels, reference), **artifact.specs}
+        for other in artifact.also:
+            checked = measure(other, raw_inputs, labels, reference)
+            entry[other.runtime] = {k: v for k, v in checked.items()
+                                    if k not in ("runtime", "probabilities")}
+    finally:
+        for opened in (artifact, *artifact.also):
+            opened.close()
     if artifact.path:
         entry.update(bytes=size_bytes(artifact.path), sha256=sha256(artifact.path))
-    return entry | {"probabilities": probabilities}
+    return entry
 
 
 def table(entries: list[dict]) -> str:
     """The manifest as a fixed-width text table."""
-    header = f"{'artifact':34} {'bytes':>10} {'accuracy':>9} {'delta':>8} {'max|diff|':>10} " \
-             f"{'latency_us':>11}  sha256"
+    header = f"{'artifact':34} {'runtime':15} {'bytes':>10} {'accuracy':>9} {'delta':>8} " \
+             f"{'max|diff|':>10} {'latency_us':>11}  sha256"
     rows = [header]
     for e in entries:
-        rows.append(f"{e['name']:34} {e.get('bytes', '-'):>10} {e['accuracy']:>9.4f} "
-                    f"{e['accuracy_delta']:>+8.4f} {e['max_abs_diff']:>10.2e} "
-                    f"{e['median_latency_us']:>11.1f}  {e.get('sha256', '')[:12]}")
+        checks = [e, *(e[r] | {"runtime": r} for r in RUNTIMES if r in e)]
+        for i, check in enumerate(checks):
+            rows.append(f"{e['name'] if i == 0 else '':34} {check['runtime']:15} "
+                        f"{e.get('bytes', '-') if i == 0 else '':>10} {check['accuracy']:>9.4f} "
+                        f"{check['accuracy_delta']:>+8.4f} {check['max_abs_diff']:>10.2e} "
+                        f"{check['median_latency_us']:>11.1f}  "
+                        f"{e.get('sha256', '')[:12] if i == 0 else ''}")
     return "\n".join(rows)

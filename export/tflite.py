@@ -4,10 +4,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from export.serving import call_core, core_input_specs, raw_input_spec
+from export.source import ExportError
+from zoo.models.bert.encoder import INPUTS
 
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 INTEGER = ("int8", "int16x8")
+
+
+# ITU-R BT.601 luma: how a grey model sees an RGB camera frame
+LUMA = (0.299, 0.587, 0.114)
 
 
 def float_image_model(model):
@@ -22,32 +27,87 @@ def float_image_model(model):
     return clone
 
 
-def graph(source, quantization: str, tokens: bool, batch_size: int | None = None):
-    """(concrete function to convert, the Keras model it calls, its input specs)."""
-    if tokens:
-        _, model = source.parts()
-        specs = core_input_specs(model, batch_size)
+def rgb(images: np.ndarray) -> np.ndarray:
+    """Image batches [N,H,W,C] as RGB frames [N,H,W,3]: grey repeated into three channels."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def app_image_graph(model, quantization: str, batch_size: int | None = 1):
+    """(function of RGB frames [batch_size,H,W,3] -> class probabilities, the model it calls,
+    its input spec): what an app hands MediaPipe Tasks, one frame at a time. uint8 pixels in; float32 0..255 for the integer quantizations, so
+    that quantization covers the whole graph (int8's converter then makes the input uint8;
+    int16x8 has no uint8 input); a grey model sees the frame's luma; one sigmoid unit becomes
+    two classes."""
+    height, width, channels = model.inputs[0].shape[1:]
+    dtype = tf.float32 if quantization in INTEGER else tf.uint8
+    spec = tf.TensorSpec([batch_size, height, width, 3], dtype, name="image")
+    pixels = float_image_model(model)
+    luma = tf.constant(LUMA, tf.float32, shape=[1, 1, 3, 1])
+
+    def classify(image):
+        x = tf.cast(image, tf.float32)
+        if channels == 1:
+            x = tf.nn.conv2d(x, luma, strides=1, padding="VALID")
+        probabilities = pixels(x, training=False)
+        if probabilities.shape[-1] == 1:
+            probabilities = tf.concat([1 - probabilities, probabilities], axis=-1)
+        return probabilities
+
+    return classify, pixels, spec
+
+
+def graph(source, quantization: str, tokens: bool, batch_size: int | None = 1):
+    """(concrete function to convert, the Keras model it calls, its input specs).
+
+    Images: an app's RGB frames (`app_image_graph`). Text with `tokens`: BERT's three int32
+    inputs of fixed length, as MediaPipe Tasks feeds them (any derived inputs, such as
+    textcls's hashed n-grams, computed inside). Both take `batch_size` examples (None: any;
+    apps take 1). Text without: any batch of raw strings through the tokenizer LiteRT can run
+    (`BertTokenizer.for_litert`)."""
+    if not source.is_text:
+        run, model, spec = app_image_graph(source.model, quantization, batch_size)
+        specs = [spec]
+    elif tokens:
+        preprocessor, model = source.parts()
+        length = model.inputs[0].shape[1]
+        specs = [tf.TensorSpec([batch_size, length], tf.int32, name=name) for name in INPUTS]
+        complete = getattr(preprocessor, "complete", lambda ids: ids)
+        run = lambda *ids: model(complete(dict(zip(INPUTS, ids))), training=False)
     else:
-        model = source.model
-        spec = raw_input_spec(model)
-        if quantization in INTEGER and not source.is_text:
-            model = float_image_model(model)
-            spec = tf.TensorSpec(spec.shape, tf.float32, name=spec.name)
-        specs = [tf.TensorSpec([batch_size, *spec.shape[1:]], spec.dtype, name=spec.name)]
+        import tf_keras as keras
+
+        preprocessor, core = source.parts()
+        text = keras.Input((), dtype="string", name="text")
+        model = keras.Model(text, core(preprocessor.for_litert()(text)))
+        specs = [tf.TensorSpec([None], tf.string, name="text")]
+        run = lambda text: model(text, training=False)
 
     @tf.function(input_signature=specs)
     def classify(*inputs):
-        if tokens:
-            return {"probabilities": call_core(model, inputs)}
-        return {"probabilities": model(inputs[0], training=False)}
+        return {"probabilities": run(*inputs)}
 
     return classify.get_concrete_function(), model, specs
 
 
+def raw_uint8_input(flatbuffer: bytes) -> bytes:
+    """An integer file whose uint8 input takes raw pixels: the input's quantization set to
+    scale 1, zero point 0 (its first op requantizes from there), instead of the range the
+    calibration sample happened to span."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    graph_ = model.subgraphs[0]
+    quantization = graph_.tensors[graph_.inputs[0]].quantization
+    quantization.scale, quantization.zeroPoint = [1.0], [0]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def convert(source, quantization: str, calibration: dict, tokens: bool = False,
-            batch_size: int | None = None) -> bytes:
+            batch_size: int | None = 1, every_op_integer: bool = False) -> bytes:
     """One .tflite flatbuffer. `calibration` ({input name: examples}) calibrates the integer
-    quantizations; image int8 models take and return uint8."""
+    quantizations; image int8 models take raw uint8 pixels and return uint8. A text core's
+    int8 keeps its attention softmax chain and the ops LiteRT has no int8 kernels for in
+    float32 (`int8_recipes.selective_int8`), unless `every_op_integer` (the Edge TPU's)."""
     function, model, specs = graph(source, quantization, tokens, batch_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     if source.is_text and not tokens:
@@ -70,13 +130,27 @@ def convert(source, quantization: str, calibration: dict, tokens: bool = False,
         # there; the accuracy gate catches a model that needs them. The converter has no
         # public switch for this.
         converter._experimental_disable_per_channel = True
-        if not tokens and not source.is_text:
+        if not source.is_text:
             converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     if quantization == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    return converter.convert()
+    selective = quantization == "int8" and tokens and not every_op_integer
+    try:
+        if selective:
+            from export.int8_recipes import selective_int8
+            flatbuffer = selective_int8(function, model, converter.representative_dataset)
+        else:
+            flatbuffer = converter.convert()
+    except Exception as e:  # the converter's own errors run to pages of MLIR
+        line = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
+        kind = "token-input" if tokens else "raw-input"
+        raise ExportError(f"the {quantization} {kind} TFLite file of {source.name} does not "
+                          f"convert: {line}") from None
+    if quantization == "int8" and not source.is_text:
+        flatbuffer = raw_uint8_input(flatbuffer)
+    return flatbuffer
 
 
 def variants(source, quantizations: list[str]) -> list[tuple[str, str, bool]]:
@@ -108,12 +182,21 @@ def interpreter(path_or_bytes, custom_ops: bool = False):
     return Interpreter(**source)
 
 
+def utf8(texts) -> np.ndarray:
+    """Texts (str or bytes, any array shape) as an object array of UTF-8 bytes."""
+    texts = np.asarray(texts, dtype=object)
+    encoded = [t.encode("utf-8") if isinstance(t, str) else bytes(t) for t in texts.ravel()]
+    return np.array(encoded, dtype=object).reshape(texts.shape)
+
+
 def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] in (np.bytes_, np.object_, np.str_):
+        return utf8(x)
     scale, zero_point = detail["quantization"]
     if scale:
         info = np.iinfo(detail["dtype"])
         x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
-    return x.astype(detail["dtype"]) if detail["dtype"] != np.object_ else x
+    return x.astype(detail["dtype"])
 
 
 def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:

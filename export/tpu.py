@@ -68,7 +68,8 @@ def write_tpu_saved_model(source, path: Path, batch_size: int):
 def edgetpu_tflite(source, calibration: dict) -> bytes:
     """Full-integer int8 with static shapes (batch 1): what `edgetpu_compiler` takes.
     Text models contribute their token-ids core (the compiler can't take string ops)."""
-    return tflite.convert(source, "int8", calibration, tokens=source.is_text, batch_size=1)
+    return tflite.convert(source, "int8", calibration, tokens=source.is_text, batch_size=1,
+                          every_op_integer=True)
 
 
 def audit(model: bytes | Path) -> dict:

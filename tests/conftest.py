@@ -90,3 +90,30 @@ def pytest_collection_modifyitems(items):
     pytest.ini) hands each worker a contiguous share of the tests and steals only from the end
     of a share, so they run on one worker, which trains their model once, beside the rest."""
     items.sort(key=lambda item: item.path.name != "test_real_mnist.py")
+
+
+def check_in_mediapipe(path: Path, inputs, keras_probs: np.ndarray, labels: list[str],
+                       truth: np.ndarray, exact: bool, max_drop: float = 0.01) -> np.ndarray:
+    """Runs the app file `path` in MediaPipe Tasks as an app does (RGB uint8 frames or raw
+    texts, labels and tokenizer from its metadata) and checks it against Keras: the category
+    names are `labels`; a float32 file (`exact`) has Keras' top-1 on every example and its
+    probabilities within 1e-5, a quantized one loses at most `max_drop` accuracy. Returns
+    MediaPipe's probabilities."""
+    from export import mediapipe_tasks
+    from export.evaluate import two_class
+
+    is_text = np.asarray(inputs).dtype.kind in "OSU"  # objects, bytes or str
+    runner = (mediapipe_tasks.TextClassifierRunner if is_text
+              else mediapipe_tasks.ImageClassifierRunner)
+    with runner(path) as classify:
+        assert classify.categories == labels
+        phone = classify(inputs)
+    keras_probs = two_class(keras_probs)
+    if exact:
+        disagree = np.flatnonzero(phone.argmax(-1) != keras_probs.argmax(-1))
+        assert not disagree.size, f"top-1 differs from Keras on examples {disagree[:10]}"
+        np.testing.assert_allclose(phone, keras_probs, atol=1e-5)
+    else:
+        drop = (keras_probs.argmax(-1) == truth).mean() - (phone.argmax(-1) == truth).mean()
+        assert drop <= max_drop, f"{path.name} loses {drop:.4f} accuracy in MediaPipe"
+    return phone

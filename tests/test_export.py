@@ -15,10 +15,11 @@ import pytest
 import tensorflow as tf
 
 from export import pipeline, serving, source as export_source, tflite
+from export.evaluate import two_class
 from export.pipeline import AccuracyGateError, Options
 from export.source import ExportError, Source
 
-from conftest import REPO
+from conftest import REPO, check_in_mediapipe
 PYTHON = sys.executable
 ALL_FORMATS = ["saved_model", "tflite", "tpu", "edgetpu"]
 ALL_QUANT = list(tflite.QUANTIZATIONS)
@@ -107,16 +108,26 @@ def test_image_model_exports_every_format(name, runs, tmp_path):
         assert [n.decode() for n in result["class_names"]] == [
             src.labels[i] for i in result["class_ids"]]
 
-    # The float32 TFLite file in LiteRT against the Keras model.
+    # The float32 TFLite file, an app's RGB frame in, in LiteRT against the Keras model; every
+    # TFLite file is checked in MediaPipe Tasks (its runtime) and in LiteRT.
     float32 = out / entries[f"tflite/{name}_float32"]["path"]
     runner = tflite.Runner(float32)
-    np.testing.assert_allclose(runner({"image": images}), keras_probs, atol=1e-5)
+    np.testing.assert_allclose(runner({"image": tflite.rgb(images)}), two_class(keras_probs),
+                               atol=1e-5)
     assert (float32.parent / "labels.txt").read_text().splitlines() == src.labels
+    for q in ALL_QUANT:
+        entry = entries[f"tflite/{name}_{q}"]
+        assert entry["runtime"] == "mediapipe_tasks" and "accuracy" in entry["litert"], q
+        assert entry["inputs"]["image"]["shape"] == [1, *images.shape[1:3], 3], q
+    for q, exact in (("float32", True), ("int8", False)):  # as an app runs them
+        check_in_mediapipe(out / entries[f"tflite/{name}_{q}"]["path"], tflite.rgb(images),
+                           keras_probs, src.labels, labels, exact, max_drop=0.0625)
+    assert entries["saved_model"]["runtime"] == "tensorflow"
 
-    # Integer files really are integer.
+    # Integer files really are integer, and the int8 one takes raw pixels.
     int8 = out / entries[f"tflite/{name}_int8"]["path"]
     details = tflite.interpreter(int8).get_input_details()[0]
-    assert details["dtype"] == np.uint8
+    assert details["dtype"] == np.uint8 and details["quantization"] == (1.0, 0)
     assert tflite.interpreter(int8).get_output_details()[0]["dtype"] == np.uint8
     assert "int8" in tensor_types(int8) and "float32" not in tensor_types(int8)
     assert "int16" in tensor_types(out / entries[f"tflite/{name}_int16x8"]["path"])
@@ -140,7 +151,7 @@ def test_image_model_exports_every_format(name, runs, tmp_path):
     from tensorflow_serving.config import model_server_config_pb2
     config = text_format.Parse((out / "serving" / "models.config").read_text(),
                                model_server_config_pb2.ModelServerConfig())
-    assert config.model_config_list.config[0].base_path == str((out / "serving" / name).resolve())
+    assert config.model_config_list.config[0].base_path == f"/models/{name}"
 
     shown = subprocess.run([str(Path(PYTHON).parent / "saved_model_cli"), "show", "--dir",
                             str(saved), "--all"], capture_output=True, text=True, timeout=120)
@@ -247,8 +258,8 @@ def test_cli_errors_are_one_line_and_exit_2(runs, tmp_path):
 
 # --- the text path, through a tiny model that follows the textcls/bert contract -------------
 
-VOCAB = ["[PAD]", "[UNK]", "the", "movie", "film", "was", "is", "good", "great", "fine",
-         "bad", "awful", "dull", "very", "plot", "acting", "##s", "and", "not"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "movie", "film", "was", "is", "good", "great",
+         "fine", "bad", "awful", "dull", "very", "plot", "acting", "##s", "and", "not"]
 POSITIVE, NEGATIVE = ["good", "great", "fine"], ["bad", "awful", "dull"]
 LENGTH = 8
 
@@ -267,28 +278,20 @@ def sentences(n: int, seed: int):
 
 
 def tiny_text_model():
-    """strings -> FastWordpieceTokenizer (`preprocessor`) -> `core`: ids -> mean embedding ->
-    softmax."""
-    import tensorflow_text as tf_text
+    """strings -> the phone's tokenizer (`preprocessor`, zoo's textcls layer) -> `core`:
+    BERT's three inputs -> mean word embedding -> softmax."""
     import tf_keras as keras
+    from zoo.models.bert.encoder import INPUTS
+    from zoo.models.text_layers import Tokenize
 
-    class Tokenize(keras.layers.Layer):
-        def __init__(self):
-            super().__init__(name="preprocessor")
-            self.tokenizer = tf_text.FastWordpieceTokenizer(
-                VOCAB, token_out_type=tf.int32, support_detokenization=False)
-
-        def call(self, text):
-            ids = self.tokenizer.tokenize(text)
-            return ids.to_tensor(default_value=0, shape=[None, LENGTH])
-
-    ids = keras.Input((LENGTH,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(len(VOCAB), 8)(ids)
+    inputs = {name: keras.Input((LENGTH,), dtype="int32", name=name) for name in INPUTS}
+    x = keras.layers.Embedding(len(VOCAB), 8)(inputs["input_word_ids"])
     x = keras.layers.GlobalAveragePooling1D()(x)
     probs = keras.layers.Dense(2, activation="softmax", name="probabilities")(x)
-    core = keras.Model(ids, probs, name="core")
+    core = keras.Model(inputs, probs, name="core")
     text = keras.Input((), dtype="string", name="text")
-    model = keras.Model(text, core(Tokenize()(text)), name="tinytext")
+    model = keras.Model(text, core(Tokenize(VOCAB, LENGTH, name="preprocessor")(text)),
+                        name="tinytext")
     preprocessor = model.get_layer("preprocessor")
     core.compile("adam", "sparse_categorical_crossentropy")
     train = sentences(256, 0).batch(32).map(lambda t, y: (preprocessor(t), y))

@@ -384,13 +384,13 @@ def job_export(spec) -> dict:
     calibration, _ = take_arrays(source.train_ds, spec["calibration_examples"], 0)
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "eval.npz", x=eval_x, y=eval_y)
+    np.savez(out / "eval.npz", x=tflite.rgb(eval_x), y=eval_y)  # app files take RGB frames
     keras_accuracy = accuracy(source.model.predict(eval_x, batch_size=256, verbose=0), eval_y)
     files = {}
-    for q in spec["quantizations"]:
+    for q in spec["quantizations"]:  # any batch, for the batch-32 throughput
         path = out / f"{source.name}_{q}.tflite"
         path.write_bytes(tflite.convert(source, q, artifacts.calibration_feed(
-            source, calibration, False)))
+            source, calibration, False), batch_size=None))
         files[q] = str(path)
     return {"keras_accuracy": keras_accuracy, "files": files, "eval": str(out / "eval.npz")}
 
