@@ -8,6 +8,7 @@ setup(
                 "TF Serving, TFLite, TPU and Edge TPU",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["zoo", "zoo.*", "export", "export.*", "tools", "tools.*"]),
+    package_data={"export": ["tensorflow_text_2_12_1_ops.txt"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
@@ -16,6 +17,9 @@ setup(
         "tensorflow-datasets==4.9.10",
         "importlib_resources==7.1.0",  # tensorflow-datasets imports it to download, undeclared
         "ai-edge-litert==2.3.0",  # LiteRT runs and evaluates the .tflite files
+        # MediaPipe Tasks runs the app files as Android, iOS and Web apps do: the export gates
+        # them there, and its wheel carries the TFLite Metadata schema export.metadata writes
+        "mediapipe==1.2.3",
         "tensorflow-serving-api==2.21.0",  # PredictionLog protos: warmup records, models.config
         "absl-py==2.5.1",
         "PyYAML==6.0.3",

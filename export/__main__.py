@@ -33,6 +33,8 @@ flags.DEFINE_integer("eval_examples", 1000, "evaluation examples per artifact",
 flags.DEFINE_integer("version", None, "version number (default: one above the latest)",
                      flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "replace an existing version", flag_values=FLAGS)
+flags.DEFINE_string("serving_base_path", "/models", "where the tensorflow/serving container "
+                    "mounts serving/ (models.config's base paths)", flag_values=FLAGS)
 
 
 def parse_flags(argv):
@@ -54,7 +56,8 @@ def options(export_cfg):
         max_accuracy_drop=pick("max_accuracy_drop", export_cfg.max_accuracy_drop),
         calibration_examples=pick("calibration_examples", export_cfg.calibration_examples),
         tpu_batch_size=pick("tpu_batch_size", export_cfg.tpu_batch_size),
-        eval_examples=FLAGS.eval_examples, version=FLAGS.version, overwrite=FLAGS.overwrite)
+        eval_examples=FLAGS.eval_examples, version=FLAGS.version, overwrite=FLAGS.overwrite,
+        serving_base_path=FLAGS.serving_base_path)
 
 
 def main(argv):

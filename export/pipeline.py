@@ -28,6 +28,7 @@ class Options:
     version: int | None = None
     overwrite: bool = False
     warmup_examples: int = 8
+    serving_base_path: str = "/models"
 
     def check(self):
         """Unknown formats or quantizations fail with one line."""
@@ -98,6 +99,7 @@ def run(source, out: str | Path, options: Options, calibration: np.ndarray | Non
         published = publisher.publish()
     if "serving" in published:
         from zoo.files import write_atomic
-        write_atomic(out / "serving" / "models.config", serving.models_config(out / "serving"))
+        write_atomic(out / "serving" / "models.config",
+                     serving.models_config(out / "serving", options.serving_base_path))
     write_json(out / "manifest.json", manifest)
     return manifest

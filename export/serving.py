@@ -1,10 +1,13 @@
 """TF Serving SavedModel: raw-input and tensor signatures, warmup records, models.config."""
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from export import serving_ops
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -131,6 +134,7 @@ def write_saved_model(source, path: Path, warmup_inputs: np.ndarray):
     signatures = {"serving_default": module.serve_default, "serving_tensor": module.serve_tensor}
     tf.saved_model.save(module, str(path), signatures=signatures)
     labels_file.unlink()
+    serving_ops.check(path)
     write_warmup(path / "assets.extra" / WARMUP_FILE, source.name,
                  "text" if source.is_text else "image_bytes", client_inputs(source, warmup_inputs))
 
@@ -159,8 +163,9 @@ def read_warmup(path: Path) -> list:
             for record in tf.data.TFRecordDataset(str(path))]
 
 
-def models_config(serving_root: Path) -> str:
-    """Text-format ModelServerConfig listing every model under `serving_root`."""
+def models_config(serving_root: Path, base_path: str = "/models") -> str:
+    """Text-format ModelServerConfig listing every model under `serving_root`, each at
+    `base_path/<name>`: where the serving root is mounted in the tensorflow/serving container."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
@@ -169,6 +174,6 @@ def models_config(serving_root: Path) -> str:
                             and not p.name.startswith(".")):
         entry = config.model_config_list.config.add()
         entry.name = model_dir.name
-        entry.base_path = str(model_dir.resolve())
+        entry.base_path = posixpath.join(base_path, model_dir.name)
         entry.model_platform = "tensorflow"
     return text_format.MessageToString(config)
