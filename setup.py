@@ -1,4 +1,6 @@
-"""zoo: a TensorFlow/Keras model zoo. `pip install -e .` installs it with pinned dependencies."""
+"""zoo: a TensorFlow/Keras model zoo. `pip install -e ".[test]"` installs it with pinned
+dependencies and the test runner; `tools/` (`python -m tools.bench`) runs from the checkout and
+is not installed."""
 from setuptools import find_packages, setup
 
 setup(
@@ -7,8 +9,12 @@ setup(
     description="Train Keras models under any tf.distribute strategy and export them to "
                 "TF Serving, TFLite, TPU and Edge TPU",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["zoo", "zoo.*", "export", "export.*", "tools", "tools.*"]),
-    package_data={"export": ["tensorflow_text_2_12_1_ops.txt"]},
+    packages=find_packages(include=["zoo", "zoo.*", "export", "export.*"]),
+    package_data={
+        # the default configs and the sample data (`--dataset=sample`) with its README
+        "zoo": ["configs/*.yaml", "data/sample/README.md", "data/sample/*/*.gz"],
+        "export": ["tensorflow_text_2_12_1_ops.txt"],
+    },
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
@@ -28,10 +34,13 @@ setup(
         # 0.6.0, paid by every TensorFlow process (each zoo.train / export run, ~50 in the tests)
         "ml_dtypes==0.6.0",
         "protobuf==7.36.2",
-        "pytest==9.2.0",
-        "pytest-xdist==3.8.0",  # the tests on two workers (pytest.ini): most wait on TF imports
+        "safetensors==0.8.0",  # reads Hugging Face BERT checkpoints (model.safetensors) as NumPy
     ],
     extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "pytest-xdist==3.8.0",  # the tests on two workers (pytest.ini): most wait on imports
+        ],
         # `python -m tools.bench` only: its chart, and keras-hub's BertTextClassifier as the
         # BERT baseline (needs Keras 3, which tensorflow 2.21 brings, and tensorflow-text,
         # pinned above; installing it changes none of the pins above)

@@ -27,8 +27,8 @@ def test_register_refuses_duplicates_and_unknown_tasks():
 
 def test_defaults_come_from_the_model_yaml():
     cfg = load_config("mnist_cnn")
-    on_disk = yaml.safe_load((REPO / "configs" / "mnist_cnn.yaml").read_text())
-    assert cfg.data.dataset == on_disk["data"]["dataset"] == "tfds:mnist"
+    on_disk = yaml.safe_load((REPO / "zoo" / "configs" / "mnist_cnn.yaml").read_text())
+    assert cfg.data.dataset == on_disk["data"]["dataset"] == "sample"
     assert cfg.train.epochs == on_disk["train"]["epochs"]
     assert cfg.model.conv_filters == on_disk["model"]["conv_filters"]
 
@@ -37,7 +37,7 @@ def test_defaults_come_from_the_model_yaml():
 def test_each_model_config_class_defaults_to_its_yaml(name):
     # build(ConfigClass()) in Python must build the model the CLI and create_model build
     import dataclasses
-    written = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["model"]
+    written = yaml.safe_load((REPO / "zoo" / "configs" / f"{name}.yaml").read_text())["model"]
     defaults = dataclasses.asdict(registry.get(name).config())
     assert {k: v for k, v in written.items() if k != "name"} == {
         k: defaults[k] for k in written if k != "name"}

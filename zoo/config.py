@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: one YAML per model
 
 
 class ConfigError(ValueError):
@@ -34,6 +34,18 @@ def listed(default, low=None, doc=""):
     """A list field; `low` bounds each element."""
     return dataclasses.field(default_factory=lambda: list(default),
                              metadata={"low": low, "doc": doc})
+
+
+def layer_sizes(default, doc=""):
+    """Hidden layer widths: a list with one layer per entry, or an integer for one layer
+    (0 = none), kept as written."""
+    value = (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    return dataclasses.field(default_factory=value, metadata={"layer_sizes": True, "doc": doc})
+
+
+def layer_list(value) -> list[int]:
+    """A `layer_sizes` field's value as a list: 128 -> [128], 0 -> []."""
+    return list(value) if isinstance(value, list) else [value] if value else []
 
 
 @dataclasses.dataclass
@@ -117,6 +129,8 @@ def _describe(f: dataclasses.Field) -> str:
     meta = f.metadata
     if "choices" in meta:
         return "one of " + ", ".join(meta["choices"])
+    if meta.get("layer_sizes"):
+        return "an integer >= 0 or a list of integers >= 1, e.g. 128 or [256, 128]"
     kind = _type_name(f.type)
     low, high = meta.get("low"), meta.get("high")
     if low is not None and high is not None:
@@ -146,6 +160,14 @@ def _coerce(key: str, value, f: dataclasses.Field):
     tp = _resolve(f.type)
     expected = _describe(f)
     bad = ConfigError(f"bad value for {key}: {value!r}; expected {expected}")
+    if f.metadata.get("layer_sizes"):
+        sizes = value if isinstance(value, list) else None
+        out = (_scalar(value, int) if sizes is None
+               else [_scalar(v, int) for v in sizes])
+        if out is None or (sizes is None and out < 0) or (
+                sizes is not None and any(v is None or v < 1 for v in out)):
+            raise bad
+        return out
     if typing.get_origin(tp) is list:
         (elem,) = typing.get_args(tp)
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
@@ -259,7 +281,8 @@ def read_yaml(path: str | Path) -> dict:
 
 def load_config(model_name: str, config_path: str | None = None,
                 overrides: list[str] = ()) -> ExperimentConfig:
-    """Defaults of the model's dataclass <- configs/<model>.yaml (or `config_path`) <- overrides."""
+    """Defaults of the model's dataclass <- zoo/configs/<model>.yaml (or `config_path`) <-
+    overrides."""
     from zoo import registry
 
     entry = registry.get(model_name)

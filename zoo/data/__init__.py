@@ -1,8 +1,12 @@
 """Dataset specs -> tf.data pipelines.
 
-A spec names where the data comes from: `tfds:NAME[:SPLIT]`, `idx:DIR`, `folder:DIR`,
-`tsv:DIR`, `csv:DIR` or `synthetic`. `load()` returns unbatched `(train, eval, info)`
-datasets of `(input, label)` pairs; `batched()` turns one into the training/eval pipeline.
+A spec names where the data comes from: `sample`, `tfds:NAME[:SPLIT]`, `idx:DIR`,
+`folder:DIR`, `tsv:DIR`, `csv:DIR` or `synthetic`. `sample` is real data shipped in the
+package (`zoo/data/sample/README.md`): images are MNIST's official test set (its first 8,000
+digits are the `train` split, its last 2,000 the `test` split; a two-class model gets its 0s
+and 1s as RGB images of three sizes), texts are SST-2 (GLUE's train.tsv and dev.tsv).
+`load()` returns unbatched `(train, eval, info)` datasets of `(input, label)` pairs;
+`batched()` turns one into the training/eval pipeline.
 Spec parsing imports no TensorFlow, so a bad spec fails before any TensorFlow work.
 """
 from __future__ import annotations
@@ -13,9 +17,11 @@ from pathlib import Path
 
 from zoo.config import ConfigError
 
-SCHEMES = ("tfds", "idx", "folder", "tsv", "csv", "synthetic")
-IMAGE_SCHEMES = ("tfds", "idx", "folder", "synthetic")
-TEXT_SCHEMES = ("tfds", "tsv", "csv", "synthetic")
+SCHEMES = ("sample", "tfds", "idx", "folder", "tsv", "csv", "synthetic")
+IMAGE_SCHEMES = ("sample", "tfds", "idx", "folder", "synthetic")
+TEXT_SCHEMES = ("sample", "tfds", "tsv", "csv", "synthetic")
+FORMS = "tfds:NAME[:SPLIT], idx:DIR, folder:DIR, tsv:DIR, csv:DIR, sample or synthetic"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"  # package data
 
 
 class DataError(RuntimeError):
@@ -40,12 +46,11 @@ class DatasetInfo:
 
 def parse_spec(text: str) -> DatasetSpec:
     """'tfds:mnist' -> DatasetSpec('tfds', 'mnist'); errors name the accepted forms."""
-    forms = "tfds:NAME[:SPLIT], idx:DIR, folder:DIR, tsv:DIR, csv:DIR or synthetic"
     scheme, _, rest = text.partition(":")
-    if scheme == "synthetic" and not rest:
-        return DatasetSpec("synthetic")
-    if scheme not in SCHEMES or not rest:
-        raise ConfigError(f"bad dataset spec {text!r}; expected {forms}")
+    if scheme in ("sample", "synthetic") and not rest:
+        return DatasetSpec(scheme)
+    if scheme not in SCHEMES or scheme in ("sample", "synthetic") or not rest:
+        raise ConfigError(f"bad dataset spec {text!r}; expected {FORMS}")
     if scheme == "tfds":
         name, _, split = rest.partition(":")
         if re.fullmatch(r"[\d.*]+", split or "x"):  # 'mnist:3.*' is a version, not a split

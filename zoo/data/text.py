@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data import (DataError, DatasetInfo, DatasetSpec, check_dir, parse_split,
+from zoo.data import (SAMPLE_DIR, DataError, DatasetInfo, DatasetSpec, check_dir, parse_split,
                       slice_indices)
 
 TEXT_COLUMNS = ("sentence", "text", "review", "description", "content", "document")
@@ -19,6 +20,10 @@ def load(spec: DatasetSpec, data_cfg, num_classes: int, seed: int):
         return synthetic(num_classes, data_cfg.synthetic_examples, seed)
     if spec.scheme in ("tsv", "csv"):
         return delimited(spec, data_cfg)
+    if spec.scheme == "sample":
+        train, evaluation, info = delimited(DatasetSpec("tsv", str(SAMPLE_DIR / "sst2")), data_cfg)
+        info.source = "sample: SST-2 (GLUE's train.tsv and dev.tsv)"
+        return train, evaluation, info
     return tfds_text(spec, data_cfg)
 
 
@@ -35,17 +40,23 @@ def _split_file(root: Path, split: str, suffix: str) -> tuple[Path, str, str]:
     candidates = [name] + {"test": ["dev", "validation"], "validation": ["dev", "test"],
                            "dev": ["validation", "test"]}.get(name, [])
     for candidate in candidates:
-        if (root / f"{candidate}.{suffix}").is_file():
-            return root / f"{candidate}.{suffix}", start, stop
+        for name in (f"{candidate}.{suffix}", f"{candidate}.{suffix}.gz"):
+            if (root / name).is_file():
+                return root / name, start, stop
     raise DataError(f"{suffix}:{root}: no {' or '.join(c + '.' + suffix for c in candidates)}")
 
 
 def read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[str]]:
-    """(sentences, raw labels) of a header-first TSV/CSV; bad rows are errors naming the line."""
+    """(sentences, raw labels) of a header-first TSV/CSV (gzip when named *.gz); bad rows are
+    errors naming the line."""
     try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: can't read ({e})")
+    try:
+        lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        line = raw[:e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})")
     if not lines:
         raise DataError(f"{path}: empty file; expected a header with text and label columns")
@@ -73,7 +84,8 @@ def read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[str]]:
 
 
 def delimited(spec: DatasetSpec, data_cfg):
-    """`tsv:DIR` / `csv:DIR`: train.tsv plus dev.tsv or validation.tsv (GLUE layout works)."""
+    """`tsv:DIR` / `csv:DIR`: train.tsv plus dev.tsv or validation.tsv (GLUE layout works),
+    each possibly gzip-compressed (train.tsv.gz)."""
     import tensorflow as tf
 
     root = check_dir(spec.location, spec.scheme)

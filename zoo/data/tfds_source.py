@@ -11,10 +11,11 @@ from zoo.data import DataError
 
 PROBE_HOSTS = ("storage.googleapis.com",)
 LOCAL_ALTERNATIVES = {
-    "image_classification": "--dataset=idx:DIR (MNIST IDX files), --dataset=folder:DIR "
-                            "(train/ and validation/ class folders) or --dataset=synthetic",
-    "text_classification": "--dataset=tsv:DIR or csv:DIR (train.tsv + dev.tsv) "
-                           "or --dataset=synthetic",
+    "image_classification": "--dataset=sample (MNIST digits in the package), --dataset=idx:DIR "
+                            "(MNIST IDX files), --dataset=folder:DIR (train/ and validation/ "
+                            "class folders) or --dataset=synthetic",
+    "text_classification": "--dataset=sample (SST-2 in the package), --dataset=tsv:DIR or "
+                           "csv:DIR (train.tsv + dev.tsv) or --dataset=synthetic",
 }
 
 

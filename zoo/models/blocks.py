@@ -5,9 +5,8 @@ from zoo.config import ConfigError
 
 
 def check_conv_stack(image_size: int, conv_filters: list[int]):
-    """Each block (3x3 valid conv, 2x2 pool) shrinks the image; refuse stacks that empty it."""
-    if not conv_filters:
-        raise ConfigError("model.conv_filters is empty; expected at least one conv block")
+    """Each block (3x3 valid conv, 2x2 pool) shrinks the image; refuse stacks that empty it.
+    No blocks at all is allowed (the dense layers see the pixels)."""
     size = image_size
     for _ in conv_filters:
         size = (size - 2) // 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from zoo.config import bounded, choice, listed
+from zoo.config import ConfigError, bounded, choice, listed
 from zoo.models.blocks import check_conv_stack, conv_stack
 from zoo.registry import register
 
@@ -22,6 +22,9 @@ class ImgClsConfig:
     augment: bool = True
 
     def validate(self):
+        if not self.conv_filters:
+            raise ConfigError("model.conv_filters is empty; imgcls needs at least one conv "
+                              "block before its global pooling")
         check_conv_stack(self.image_size, self.conv_filters)
 
 

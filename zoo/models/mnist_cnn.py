@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from zoo.config import bounded, listed
+from zoo.config import bounded, layer_list, layer_sizes, listed
 from zoo.models.blocks import check_conv_stack, conv_stack
 from zoo.registry import register
 
@@ -14,8 +14,10 @@ class MnistCnnConfig:
     channels: int = bounded(1, low=1)
     num_classes: int = bounded(10, low=2)
     conv_filters: list[int] = listed([32, 64, 128], low=1,
-                                     doc="one block (3x3 conv, max-pool 2x2) per entry")
-    dense_units: int = bounded(128, low=0, doc="0 = no hidden dense layer")
+                                     doc="one block (3x3 conv, max-pool 2x2) per entry; "
+                                         "[] = none (an MLP on the pixels)")
+    dense_units: int | list[int] = layer_sizes(
+        128, doc="one Dense + ReLU per entry ([256, 128]); an integer is one layer, 0 none")
     dropout: float = bounded(0.3, low=0.0, high=1.0, high_open=True)
     batch_norm: bool = True
     augment: bool = True
@@ -27,6 +29,7 @@ class MnistCnnConfig:
 @register("mnist_cnn", task="image_classification", config=MnistCnnConfig)
 def build(cfg: MnistCnnConfig):
     """MNIST convnet: rescaling and augmentation inside, conv blocks, dense, softmax."""
+    # without conv blocks (conv_filters=[]) it is an MLP: Flatten -> Dense layers -> softmax
     import tf_keras as keras
     from tf_keras import layers
 
@@ -39,8 +42,8 @@ def build(cfg: MnistCnnConfig):
         x = layers.RandomZoom(0.05, fill_mode="constant")(x)
     x = conv_stack(x, cfg.conv_filters, cfg.batch_norm)
     x = layers.Flatten()(x)
-    if cfg.dense_units:
-        x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    for units in layer_list(cfg.dense_units):
+        x = layers.Dense(units, activation="relu")(x)
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.num_classes)(x)
