@@ -47,6 +47,9 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     if not config_path.is_file():
         raise ExportError(f"{model_dir} is not a trained model_dir (no config.yaml)")
     cfg = config_from_dict(read_yaml(config_path), str(config_path))
+    from zoo.files import resolved_path, run_file_keys
+    for key in run_file_keys(cfg.model):  # stored relative to model_dir
+        setattr(cfg.model, key, resolved_path(getattr(cfg.model, key), model_dir))
     if dataset:
         set_field(cfg.data, "data", "dataset", dataset)
         validate(cfg)

@@ -219,13 +219,15 @@ def test_prepare_takes_sizes_vocabulary_and_casing_from_the_checkpoint(tmp_path)
     source = tiny_encoder()
     write_google(tmp_path / "cased_L-2_H-16",
                  {"bert/" + k: v.numpy() for k, v in checkpoint_variables(source).items()})
+    (tmp_path / "cased_L-2_H-16" / "bert_config.json").write_text(
+        json.dumps({**google_config(), "do_lower_case": False}))
     cfg = load_config("bert", overrides=[f"model.checkpoint={tmp_path / 'cased_L-2_H-16'}",
                                          "model.max_length=16"]).model
     (tmp_path / "assets").mkdir()
     prepared = classifier.prepare(cfg, None, tmp_path / "assets")
     assert (prepared.layers, prepared.hidden, prepared.heads, prepared.vocab_size) == (
         2, 16, 2, len(VOCAB))
-    assert prepared.lower_case is False  # "cased" in the directory name, Google's convention
+    assert prepared.lower_case is False  # bert_config.json's do_lower_case
     assert wordpiece.read_vocabulary(prepared.vocab_file) == VOCAB
     model = classifier.build(prepared)
     classifier.load_pretrained(model, prepared)

@@ -6,6 +6,7 @@ Rerunning the same command resumes from the last backup.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,15 +17,16 @@ from absl import app, flags, logging
 
 from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, read_yaml, set_field
-from zoo.data import DataError
-from zoo.files import write_atomic
+from zoo.data import FORMS, DataError
+from zoo.files import resolved_path, run_file_keys, stored_path, write_atomic
 from zoo.resume import ResumeError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
-flags.DEFINE_string("config", None, "YAML config (default: configs/<model>.yaml)")
-flags.DEFINE_string("dataset", None, "tfds:NAME[:SPLIT], idx:DIR, folder:DIR, tsv:DIR, "
-                    "csv:DIR or synthetic (default: the config's data.dataset)")
+flags.DEFINE_string("config", None, "YAML config (default: zoo/configs/<model>.yaml)")
+flags.DEFINE_string("dataset", None, f"{FORMS} (default: the config's data.dataset; `sample` "
+                    "is real data shipped in the package: MNIST's test digits for image "
+                    "models, SST-2 for text models)")
 flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
 flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
@@ -32,6 +34,7 @@ flags.DEFINE_integer("epochs", None, "number of epochs")
 flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
 flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
 flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
+flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
 
 FLAG_KEYS = {"dataset": "data.dataset", "strategy": "train.strategy", "tpu": "train.tpu",
              "epochs": "train.epochs", "batch_size": "train.batch_size",
@@ -61,7 +64,35 @@ def saved_run(model_dir: Path, model_name: str) -> dict | None:
     if saved.get("name") != model_name:
         raise ConfigError(f"{model_dir} holds a run of model {saved.get('name')!r}, not "
                           f"{model_name!r}; choose another --model_dir")
-    return saved
+    return {key: resolved_path(value, model_dir) if key.endswith("_file") else value
+            for key, value in saved.items()}
+
+
+# what decides which batches each step of a run sees: a run resumed with another value would
+# go on as if nothing changed (only train.epochs may grow)
+RESUME_KEYS = ("data.dataset", "data.train_split", "data.eval_split", "data.max_examples",
+               "data.synthetic_examples", "train.batch_size", "train.steps_per_epoch")
+
+
+def check_same_training(model_dir: Path, cfg: ExperimentConfig):
+    """Refuses to continue the run in `model_dir` with another RESUME_KEYS value."""
+    saved = read_yaml(model_dir / CONFIG_FILE)
+    for key in RESUME_KEYS:
+        section, name = key.split(".")
+        if name not in (saved.get(section) or {}):
+            continue  # a run written before the key existed
+        old, new = saved[section][name], getattr(getattr(cfg, section), name)
+        if old != new:
+            raise ConfigError(f"{model_dir} holds a run with {key}={old!r}, not {new!r}; "
+                              "resume it as it was or choose another --model_dir")
+
+
+def stored_yaml(cfg: ExperimentConfig, model_dir: Path) -> str:
+    """config.yaml's text: the run's files relative to model_dir (see `stored_path`)."""
+    import dataclasses
+    files = {key: stored_path(getattr(cfg.model, key), model_dir)
+             for key in run_file_keys(cfg.model)}
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **files)).to_yaml()
 
 
 def check_same_model(model_dir: Path, saved: dict, model_cfg):
@@ -169,10 +200,41 @@ def precision_policy(name: str, strategy) -> str:
 
 
 def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
-    """Trains `cfg` into `model_dir` (resuming if a backup is there); returns the metrics."""
+    """Trains `cfg` into `model_dir` (resuming if a backup is there); returns the metrics.
+    The process's precision policy and op determinism are as they were after it returns or
+    raises (models built later in the process don't inherit the run's)."""
+    with process_settings_restored():
+        return _train(cfg, model_dir)
+
+
+@contextlib.contextmanager
+def process_settings_restored():
+    """Restores the Keras precision policy and TensorFlow's op determinism on exit; before
+    TensorFlow's import they are its defaults (float32, off)."""
+    def current():
+        if "tensorflow" not in sys.modules:
+            return "float32", False
+        import tf_keras as keras
+        from tensorflow.python.framework import config  # the public API can't disable it
+        return keras.mixed_precision.global_policy().name, config.is_op_determinism_enabled()
+
+    policy, deterministic = current()
+    try:
+        yield
+    finally:
+        if "tensorflow" in sys.modules and current() != (policy, deterministic):
+            import tf_keras as keras
+            from tensorflow.python.framework import config
+            keras.mixed_precision.set_global_policy(policy)
+            (config.enable_op_determinism if deterministic else config.disable_op_determinism)()
+
+
+def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     entry = registry.get(cfg.model_name)
     saved = saved_run(model_dir, cfg.model_name)
+    if saved is not None:
+        check_same_training(model_dir, cfg)
 
     t = cfg.train
     from zoo import data, distribute
@@ -245,7 +307,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         if chief:
             (model_dir / "assets").mkdir(exist_ok=True)
             write_atomic(model_dir / "assets" / "labels.txt", "\n".join(info.class_names) + "\n")
-            write_atomic(model_dir / CONFIG_FILE, cfg.to_yaml())
+            write_atomic(model_dir / CONFIG_FILE, stored_yaml(cfg, model_dir))
 
         with strategy.scope():
             model = entry.build(cfg.model)
@@ -356,7 +418,6 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         write_atomic(model_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     logging.info("accuracy %.4f, %.0f examples/s, %.1f s; wrote %s", metrics.get("accuracy", 0),
                  metrics["examples_per_sec"] or 0, metrics["wall_time_s"], model_dir)
-    keras.mixed_precision.set_global_policy("float32")  # models built later in this process
     return metrics
 
 
@@ -393,11 +454,23 @@ def failure_message(error: BaseException, model_dir: str) -> str | None:
     return None
 
 
+ZOO_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
+def own_info_only(record) -> bool:
+    """A log filter: warnings and errors pass, INFO lines only from zoo's own modules, so
+    TensorFlow's (a `Sharding callback duration` line per checkpoint, ...) wait for --verbose."""
+    import logging as std_logging
+    return record.levelno >= std_logging.WARNING or record.pathname.startswith(ZOO_DIR)
+
+
 def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}; flags take the form --name=value",
               file=sys.stderr)
         sys.exit(2)
+    if not FLAGS.verbose:
+        logging.get_absl_handler().addFilter(own_info_only)
     model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.model or "")
     try:
         run(config_from_flags(), model_dir)

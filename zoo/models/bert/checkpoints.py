@@ -12,7 +12,6 @@ Nothing here imports TensorFlow at module level: `find`/`read_config` run at con
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def find(directory: str | Path) -> dict:
         raise ConfigError(f"model.checkpoint: directory not found: {root}")
     vocab, index = root / "vocab.txt", sorted(root.glob("*.ckpt*.index"))
     if (root / "bert_config.json").is_file() or index:
-        weights = index[0].with_suffix("") if index else root / "bert_model.ckpt"
+        weights = google_weights(root, index)
         found = {"format": "google", "config": root / "bert_config.json", "weights": weights}
         required = [found["config"], weights.with_name(weights.name + ".index"), vocab]
         layout = "a Google BERT checkpoint has bert_config.json, bert_model.ckpt.* and vocab.txt"
@@ -53,6 +52,21 @@ def find(directory: str | Path) -> dict:
         if not path.is_file():
             raise ConfigError(f"model.checkpoint: {root} lacks {path.name} ({layout})")
     return {**found, "vocab": vocab, "dir": root}
+
+
+def google_weights(root: Path, index: list[Path]) -> Path:
+    """The checkpoint prefix of a Google layout: the latest one its `checkpoint` state file
+    names (a fine-tuning run's output), else its only one (the release's bert_model.ckpt)."""
+    if (root / "checkpoint").is_file():
+        import tensorflow as tf
+        latest = tf.train.latest_checkpoint(str(root))
+        if latest:
+            return Path(latest)
+    if len(index) > 1:
+        names = ", ".join(p.with_suffix("").name for p in index)
+        raise ConfigError(f"model.checkpoint: {root} has several checkpoints ({names}) and no "
+                          "`checkpoint` file naming the latest; keep one")
+    return index[0].with_suffix("") if index else root / "bert_model.ckpt"
 
 
 def read_config(directory: str | Path) -> dict:
@@ -78,74 +92,50 @@ def read_config(directory: str | Path) -> dict:
     eps = float(raw.get("layer_norm_eps", 1e-12))
     if abs(eps - 1e-12) > 1e-15:
         raise ConfigError(f"{path}: layer_norm_eps={eps}; this encoder has BERT's 1e-12")
-    out["lower_case"] = lower_case(found)
+    out["lower_case"] = lower_case(found, raw)
     return out
 
 
-def lower_case(found: dict) -> bool:
-    """`do_lower_case` of tokenizer_config.json; else the name's convention (`cased` but not
-    `uncased` means cased), else BERT's default, lower-cased."""
-    config = found["dir"] / "tokenizer_config.json"
-    if config.is_file():
-        value = json.loads(config.read_text()).get("do_lower_case")
+def lower_case(found: dict, config: dict) -> bool:
+    """Whether the checkpoint's tokenizer lower-cases: `do_lower_case` of
+    tokenizer_config.json, else of the model config (config.json / bert_config.json), else
+    what its vocabulary says (a cased one holds upper-case words; an uncased one none). Never
+    the directory's name: Hub snapshots are named by hash."""
+    tokenizer_config = found["dir"] / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        try:
+            value = json.loads(tokenizer_config.read_text()).get("do_lower_case")
+        except ValueError as e:
+            raise ConfigError(f"{tokenizer_config} is not valid JSON: {e}")
         if value is not None:
             return bool(value)
-    name = found["dir"].name.lower()
-    return not ("cased" in name and "uncased" not in name)
+    if config.get("do_lower_case") is not None:
+        return bool(config["do_lower_case"])
+    tokens = found["vocab"].read_text(encoding="utf-8").split()
+    return not any(t.lower() != t for t in tokens if not (t.startswith("[") and t.endswith("]")))
 
 
 # --- safetensors ---------------------------------------------------------------------------
 
-SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
-                      "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-                      "U8": np.uint8, "BOOL": np.bool_}
-
-
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of a .safetensors file: an 8-byte little-endian header length, a JSON
-    header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes."""
-    path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: not a safetensors file (shorter than its header)")
-    (size,) = struct.unpack("<Q", data[:8])
+    """All tensors of a .safetensors file as NumPy arrays (the `safetensors` library);
+    bfloat16 ones widened to float32, which holds every bfloat16 value exactly."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
     try:
-        header = json.loads(data[8:8 + size])
-    except ValueError:
-        raise CheckpointError(f"{path}: not a safetensors file (bad JSON header)")
-    body = memoryview(data)[8 + size:]
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = entry["data_offsets"]
-        if end > len(body):
-            raise CheckpointError(f"{path}: tensor {name} runs past the end of the file")
-        if entry["dtype"] == "BF16":  # the top half of a float32
-            raw = np.frombuffer(body[start:end], "<u2").astype(np.uint32) << 16
-            array = raw.view(np.float32)
-        elif entry["dtype"] in SAFETENSORS_DTYPES:
-            array = np.frombuffer(body[start:end], np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
-                                  .newbyteorder("<"))
-        else:
-            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
-        out[name] = array.reshape(entry["shape"])
-    return out
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
+    return {name: array.astype(np.float32) if array.dtype.name == "bfloat16" else array
+            for name, array in tensors.items()}
 
 
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray]):
-    """Writes `tensors` as a .safetensors file (the inverse of `read_safetensors`)."""
-    names = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
-    header, chunks, offset = {}, [], 0
-    for name, array in tensors.items():
-        raw = np.ascontiguousarray(array).astype(np.asarray(array).dtype.newbyteorder("<"))
-        header[name] = {"dtype": names[raw.dtype.newbyteorder("=")], "shape": list(raw.shape),
-                        "data_offsets": [offset, offset + raw.nbytes]}
-        chunks.append(raw.tobytes())
-        offset += raw.nbytes
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + b"".join(chunks))
+    """Writes `tensors` as a .safetensors file (the `safetensors` library)."""
+    from safetensors.numpy import save_file
+    save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(path))
 
 
 # --- name maps -----------------------------------------------------------------------------
@@ -184,12 +174,29 @@ GOOGLE_IGNORED_PREFIXES = ("cls/", "output_weights", "output_bias", "global_step
 GOOGLE_IGNORED_SUFFIXES = ("/adam_m", "/adam_v")
 
 
+def legacy_layer_norm_names(raw: dict[str, np.ndarray], path) -> dict[str, np.ndarray]:
+    """Renames LayerNorm `gamma`/`beta` (checkpoints converted from TF, still on the Hub) to
+    `weight`/`bias`, as Hugging Face's loader does."""
+    out = {}
+    for name, array in raw.items():
+        for old, new in ((".LayerNorm.gamma", ".LayerNorm.weight"),
+                         (".LayerNorm.beta", ".LayerNorm.bias")):
+            if name.endswith(old):
+                name = name.removesuffix(old) + new
+                if name in raw:
+                    raise CheckpointError(f"{path}: holds both {name} and its legacy name "
+                                          f"{name.removesuffix(new) + old}")
+        out[name] = array
+    return out
+
+
 def huggingface_tensors(path: str | Path, layers: int) -> dict[str, np.ndarray]:
     """{Google name: array in Keras layout} from a Hugging Face model.safetensors."""
     raw = read_safetensors(path)
     # BertForSequenceClassification & co. put the encoder under `bert.`
     if any(name.startswith("bert.") for name in raw):
         raw = {name.removeprefix("bert."): array for name, array in raw.items()}
+    raw = legacy_layer_norm_names(raw, path)
     out = {name: array for name, array in raw.items()  # unknown ones: `assign` names them
            if name not in HF_IGNORED and not name.startswith(HF_IGNORED_PREFIXES)}
     for google, hf, transpose in huggingface_names(layers):
