@@ -25,6 +25,10 @@ TINY = ["data.dataset=synthetic", "data.synthetic_examples=768", "train.epochs=3
 # Two classes, chance 0.5. TINY reached 0.885, 0.943 and 0.964 at seeds 42, 1 and 2 (with the
 # phone's tokenizer); the bar sits 0.035 under the worst.
 LEARNED = 0.85
+# The default on the held-out train[59349:] (8,000 sentences, in no 2k/8k slice of the study in
+# docs/defaults.md) reached 0.7798, 0.7856 and 0.7821 at seeds 42, 1 and 2; the study's 8k
+# slices 0.7661-0.7856. The bar sits 0.0198 under the held-out worst.
+HELD_OUT_8K = 0.76
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +149,7 @@ def test_textcls_learns_and_writes_its_vocabulary(trained):
     vocab = (model_dir / "assets" / "vocab.txt").read_text().splitlines()
     assert vocab[:4] == RESERVED and 20 < len(vocab) <= 300
     config = (model_dir / "config.yaml").read_text()
-    assert f"vocab_file: {model_dir.resolve() / 'assets' / 'vocab.txt'}" in config
+    assert "vocab_file: assets/vocab.txt" in config  # relative to model_dir: it can move
 
 
 def test_rebuilt_and_keras_file_models_predict_the_same(trained, tmp_path):
@@ -295,7 +299,22 @@ def test_textcls_on_real_sst2(sst2_run):
           f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.1f} s, "
           f"{metrics['examples_per_sec']:.0f} examples/s")
     assert metrics["train_examples"] == 67349 and metrics["eval_examples"] == 872
-    assert metrics["accuracy"] >= 0.83  # the classic recipe's best here: 0.831
+    # seeds 42, 1, 2 gave 0.8234, 0.8280, 0.8222 (the classic recipe 0.8154, 0.8303, 0.8222;
+    # docs/defaults.md); the bar sits 0.0122 under the worst
+    assert metrics["accuracy"] >= 0.81
+
+
+@pytest.mark.slow
+def test_default_textcls_learns_from_a_held_out_8000_sentence_slice(tmp_path):
+    """The default on 8,000 SST-2 sentences that no 2k or 8k slice of the defaults' study
+    (`python -m tools.study`, docs/defaults.md) contains: the last 8,000 rows of train.tsv."""
+    sst2 = shared_path("data", "sst2")
+    metrics = run(load_config("textcls", overrides=[
+        f"data.dataset=tsv:{sst2}", "data.train_split=train[59349:]"]), tmp_path)
+    print(f"textcls default on train[59349:]: dev accuracy {metrics['accuracy']:.4f}, "
+          f"{metrics['wall_time_s']:.1f} s")
+    assert metrics["train_examples"] == 8000 and metrics["eval_examples"] == 872
+    assert metrics["accuracy"] >= HELD_OUT_8K
 
 
 @pytest.mark.slow
