@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import serving, tflite, tpu
-from export.evaluate import Artifact
+from export.evaluate import Artifact, close_all
 from export.source import ExportError
 
 
@@ -107,8 +107,19 @@ def calibration_feed(source, calibration: np.ndarray, tokens: bool) -> dict:
 
 
 def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> list[Artifact]:
-    """Writes every requested format into the stage; returns them ready to evaluate."""
+    """Writes every requested format into the stage; returns them ready to evaluate. A format
+    that fails closes the runtimes of those built before it."""
     built = []
+    try:
+        add_formats(built, source, publisher, options, calibration, eval_inputs)
+    except BaseException:
+        close_all(built)
+        raise
+    return built
+
+
+def add_formats(built: list, source, publisher, options, calibration, eval_inputs):
+    """Appends each requested format's artifact to `built` as it is written."""
     stage = publisher.path("artifacts")
     if "saved_model" in options.formats:
         path = publisher.path("serving")
@@ -142,4 +153,3 @@ def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> l
             source, calibration_feed(source, calibration, source.is_text)))
         (directory / "edgetpu_ops.json").write_text(json.dumps(tpu.audit(path), indent=2) + "\n")
         built.append(tflite_artifact("edgetpu", "edgetpu", "int8", path, source, source.is_text))
-    return built

@@ -34,6 +34,13 @@ class Artifact:
     close: Callable[[], None] = lambda: None  # frees the runtime's resources once measured
 
 
+def close_all(artifacts: list[Artifact]):
+    """Frees every artifact's runtimes (closing twice is harmless)."""
+    for artifact in artifacts:
+        for opened in (artifact, *artifact.also):
+            opened.close()
+
+
 def two_class(probabilities: np.ndarray) -> np.ndarray:
     """Class probabilities [N, C]; a single sigmoid unit [N, 1] becomes [1 - p, p]."""
     if probabilities.shape[-1] == 1:
@@ -118,8 +125,7 @@ def evaluate(artifact: Artifact, raw_inputs, labels, reference: dict | None = No
             entry[other.runtime] = {k: v for k, v in checked.items()
                                     if k not in ("runtime", "probabilities")}
     finally:
-        for opened in (artifact, *artifact.also):
-            opened.close()
+        close_all([artifact])
     if artifact.path:
         entry.update(bytes=size_bytes(artifact.path), sha256=sha256(artifact.path))
     return entry

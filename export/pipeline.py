@@ -77,9 +77,12 @@ def run(source, out: str | Path, options: Options, calibration: np.ndarray | Non
         calibration, _ = take_arrays(source.train_ds, options.calibration_examples, 0)
     with publisher:
         built = artifacts.build(source, publisher, options, calibration, eval_inputs)
-        reference = evaluate.evaluate(artifacts.keras(source), eval_inputs, eval_labels)
-        entries = [evaluate.evaluate(a, eval_inputs, eval_labels, reference) | {
-            "path": publisher.final_path(a.path)} for a in built]
+        try:
+            reference = evaluate.evaluate(artifacts.keras(source), eval_inputs, eval_labels)
+            entries = [evaluate.evaluate(a, eval_inputs, eval_labels, reference) | {
+                "path": publisher.final_path(a.path)} for a in built]
+        finally:
+            evaluate.close_all(built)
         rows = [{k: v for k, v in e.items() if k != "probabilities"}
                 for e in [reference, *entries]]
         manifest = {"model": source.name, "version": publisher.version,

@@ -176,7 +176,8 @@ def test_textcls_exports_to_serving_and_litert_on_raw_strings(trained, tmp_path)
     model_dir, _ = trained
     src = export_source.load(model_dir)
     out = tmp_path / "export"
-    # int16x8 can't calibrate the n-gram hashing the app file computes inside: refused.
+    # int16x8 can't quantize the app file's in-graph n-gram hashing nor the token mean's
+    # division: refused in one line.
     with pytest.raises(ExportError, match="the int16x8 token-input TFLite file of textcls "
                                           "does not convert: "):
         pipeline.run(src, out, Options(["tflite"], ["int16x8"], eval_examples=8))
