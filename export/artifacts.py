@@ -50,10 +50,7 @@ def _spec(spec) -> dict:
 def tflite_artifact(name, fmt, quantization, path: Path, source, tokens: bool) -> Artifact:
     """An artifact run by LiteRT one example at a time."""
     runner = tflite.Runner(path, custom_ops=source.is_text and not tokens)
-    if tokens:
-        feed = lambda x: serving.token_inputs(source, x)
-    else:
-        feed = raw_feed(source) if source.is_text else app_feed(source)
+    feed = (lambda x: serving.token_inputs(source, x)) if tokens else app_feed(source)
     details = lambda ds: {k: {
         "dtype": np.dtype(d["dtype"]).name, "shape": d["shape_signature"].tolist(),
         "quantization": list(d["quantization"])} for k, d in ds.items()}
@@ -101,9 +98,7 @@ def ship_assets(source, directory: Path):
 
 def calibration_feed(source, calibration: np.ndarray, tokens: bool) -> dict:
     """Calibration inputs as the converted graph takes them."""
-    if tokens:
-        return serving.token_inputs(source, calibration)
-    return (raw_feed(source) if source.is_text else app_feed(source))(calibration)
+    return serving.token_inputs(source, calibration) if tokens else app_feed(source)(calibration)
 
 
 def build(source, publisher, options, calibration: np.ndarray, eval_inputs) -> list[Artifact]:
