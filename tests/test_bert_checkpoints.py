@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from zoo.config import ConfigError
 from zoo.models.bert import checkpoints

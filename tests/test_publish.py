@@ -2,7 +2,6 @@
 silently replaced, a publish killed halfway is finished, and stale stages are found by locks."""
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
