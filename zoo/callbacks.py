@@ -50,11 +50,30 @@ class StepBackup(keras.callbacks.BackupAndRestore):
     tf-keras 2.21 records the step at `on_train_batch_begin`, the first step of an execution:
     with `steps_per_execution` > 1 a backup taken after steps 40..47 said 40, and the resumed
     run trained steps 41..47 again on other data. Recording the execution's last step at its
-    end makes the resume exact (and an epoch's last backup resume at the next epoch)."""
+    end makes the resume exact (and an epoch's last backup resume at the next epoch).
+
+    With an integer `save_freq` tf-keras takes no backup at an epoch's end and never resets its
+    step count there; this class does both, so a backup is taken every `save_freq` executions
+    of each epoch and at its end (unless its last execution just took one)."""
+
+    _last_batch = -1
+    _backed_up = None
 
     def on_train_batch_end(self, batch, logs=None):
         self._training_state._ckpt_saved_batch.assign(batch)
+        self._last_batch = batch
         super().on_train_batch_end(batch, logs)
+
+    def _backup(self, epoch, batch=0):
+        super()._backup(epoch, batch)
+        self._backed_up = (epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)  # the backup of save_freq="epoch"
+        if self.save_freq != "epoch":
+            self._batches_count = 0
+            if self._backed_up != (epoch, self._last_batch):
+                self._backup(epoch=epoch, batch=self._last_batch)
 
 
 class GracefulStop(keras.callbacks.Callback):
