@@ -18,13 +18,15 @@ import flatbuffers
 from mediapipe.tasks.metadata import metadata_schema_py_generated as meta_fb
 from mediapipe.tasks.metadata import schema_py_generated as model_fb
 
+from zoo.models.bert.encoder import INPUTS
+
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 MODEL_IDENTIFIER = b"TFL3"
 LABELS_FILE = "labels.txt"
 VOCAB_FILE = "vocab.txt"
 # TFLite input tensor name (Model Maker's) -> the metadata name MediaPipe binds it by
-BERT_INPUTS = {"input_word_ids": "ids", "input_mask": "mask", "input_type_ids": "segment_ids"}
+BERT_INPUTS = dict(zip(INPUTS, ("ids", "mask", "segment_ids")))
 BERT_SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[UNK]")  # MediaPipe's BertTokenizer needs them
 
 

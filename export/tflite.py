@@ -34,10 +34,10 @@ def rgb(images: np.ndarray) -> np.ndarray:
 
 def app_image_graph(model, quantization: str, batch_size: int | None = 1):
     """(function of RGB frames [batch_size,H,W,3] -> class probabilities, the model it calls,
-    its input spec): what an app hands MediaPipe Tasks, one frame at a time. uint8 pixels in; float32 0..255 for the integer quantizations, so
-    that quantization covers the whole graph (int8's converter then makes the input uint8;
-    int16x8 has no uint8 input); a grey model sees the frame's luma; one sigmoid unit becomes
-    two classes."""
+    its input spec): what an app hands MediaPipe Tasks, one frame at a time. uint8 pixels in;
+    float32 0..255 for the integer quantizations, so that quantization covers the whole graph
+    (int8's converter then makes the input uint8; int16x8 has no uint8 input); a grey model
+    sees the frame's luma; one sigmoid unit becomes two classes."""
     height, width, channels = model.inputs[0].shape[1:]
     dtype = tf.float32 if quantization in INTEGER else tf.uint8
     spec = tf.TensorSpec([batch_size, height, width, 3], dtype, name="image")
@@ -71,8 +71,7 @@ def graph(source, quantization: str, tokens: bool, batch_size: int | None = 1):
         preprocessor, model = source.parts()
         length = model.inputs[0].shape[1]
         specs = [tf.TensorSpec([batch_size, length], tf.int32, name=name) for name in INPUTS]
-        complete = getattr(preprocessor, "complete", lambda ids: ids)
-        run = lambda *ids: model(complete(dict(zip(INPUTS, ids))), training=False)
+        run = lambda *ids: model(preprocessor.complete(dict(zip(INPUTS, ids))), training=False)
     else:
         import tf_keras as keras
 

@@ -4,7 +4,8 @@ Two ways to split a text into words before WordPiece, both in the graph:
 - `bert_tokenizer`: BERT's own (tensorflow-text's `FastBertTokenizer`: optional lower-casing
   with accent stripping, control characters removed). bert follows its checkpoint with it, and
   it converts to TFLite as custom ops that LiteRT runs with tensorflow-text's op registrar.
-- `device_tokenizer`: what MediaPipe Tasks' BertTokenizer computes on a phone: ASCII letters
+- `device_wordpiece` + `device_tokenize`: what MediaPipe Tasks' BertTokenizer computes on a
+  phone: ASCII letters
   lower-cased and nothing else, the text cut at runs of ASCII white space and around every
   ASCII symbol, Unicode punctuation mark and CJK ideograph (those stay as tokens), then
   WordPiece (`##` suffixes, a word over 100 bytes or not covered by the vocabulary is one

@@ -87,6 +87,11 @@ class BertTokenizer(keras.layers.Layer):
         type_ids = tf.cast((position > a_end) & (position <= last), tf.int32)
         return dict(zip(INPUTS, (ids, mask, type_ids)))
 
+    def complete(self, tokens: dict) -> dict:
+        """BERT's three inputs -> everything the core takes (here: the same; textcls's
+        tokenizer adds its hashed n-grams)."""
+        return tokens
+
     def for_litert(self) -> "BertTokenizer":
         """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: itself with BERT's
         splitting. The device splitting (regex ops LiteRT lacks) becomes BERT's lower-casing
