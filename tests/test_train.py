@@ -20,8 +20,8 @@ TINY_MNIST = ["data.dataset=synthetic", "data.synthetic_examples=1024", "train.b
 
 
 def test_classic_overrides_build_exactly_the_tutorial_network():
-    model = registry.create_model("mnist_cnn", conv_filters=[32], dense_units=128, dropout=0,
-                                  batch_norm=False, augment=False)
+    model = registry.create_model("mnist_cnn", conv_filters=[32], convs_per_block=1,
+                                  dense_units=128, dropout=0, batch_norm=False, augment=False)
     kinds = [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers]
     assert kinds == [("InputLayer", (28, 28, 1)), ("Rescaling", (28, 28, 1)),
                      ("Conv2D", (26, 26, 32)), ("MaxPooling2D", (13, 13, 32)),

@@ -249,8 +249,8 @@ SLOW_FEATURES = ("XLA jit_compile on",  # a minute or more each here: full runs 
 
 MODELS: dict[str, Bench] = {
     "mnist_cnn": Bench(
-        zoo=["model.conv_filters=[32]", "model.dense_units=128", "model.dropout=0",
-             "model.batch_norm=false", "model.augment=false"],
+        zoo=["model.conv_filters=[32]", "model.convs_per_block=1", "model.dense_units=128",
+             "model.dropout=0", "model.batch_norm=false", "model.augment=false"],
         data=mnist_data, baseline="mnist_classic", batch_size=128, epochs=(4, 10),
         features=MNIST_FEATURES, inference=True, repeats=(2, 3),
         # measured only where TensorFlow leaves oneDNN off by itself
@@ -488,7 +488,8 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
     row = {"model": name, "data": data.source, "batch_size": bench.batch_size, "epochs": epochs,
            "zoo_overrides": bench.zoo, "baseline": f"tools/baselines/{bench.baseline}.py"}
     base_kwargs = dict(data.baseline, epochs=epochs, batch_size=bench.batch_size)
-    common = [*data.zoo, f"train.epochs={epochs}", f"train.batch_size={bench.batch_size}"]
+    common = [*data.zoo, f"train.epochs={epochs}", f"train.batch_size={bench.batch_size}",
+              "train.batch_scaling_examples=0"]  # the baseline's batch at any size
     zoo_runs, base_runs = [], []
 
     def run_zoo(label, extra, flops=False, env=None):

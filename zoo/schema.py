@@ -85,6 +85,10 @@ class DataConfig:
 class TrainConfig:
     epochs: int = bounded(10, low=1)
     batch_size: int = bounded(128, low=1, doc="global batch size, split over replicas")
+    batch_scaling_examples: int = bounded(
+        0, low=0, doc="0 = batch_size at any training-set size; N = batch_size is the batch "
+        "for N training examples, and n examples train with batch_size * sqrt(n / N), rounded "
+        "to a multiple of 8 (see `scaled_batch_size`)")
     steps_per_epoch: int = bounded(0, low=0, doc="0 = one pass over the training split")
     optimizer: str = choice("adam", ["adam", "lazy_adam", "adamw", "sgd", "rmsprop"],
                             doc="lazy_adam: Adam with sparse embedding updates")

@@ -35,7 +35,8 @@ def define_flags():
     flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
     flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
     flags.DEFINE_integer("epochs", None, "number of epochs")
-    flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
+    flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas, at any "
+                         "training-set size (sets train.batch_scaling_examples=0)")
     flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
     flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
     flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
@@ -57,6 +58,8 @@ def config_from_flags() -> ExperimentConfig:
         value = getattr(FLAGS, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if FLAGS.batch_size is not None:  # the batch asked for, not a scaled one
+        overrides.append("train.batch_scaling_examples=0")
     return load_config(FLAGS.model, FLAGS.config, overrides)
 
 
@@ -76,7 +79,8 @@ def saved_run(model_dir: Path, model_name: str) -> dict | None:
 # what decides which batches each step of a run sees: a run resumed with another value would
 # go on as if nothing changed (only train.epochs may grow)
 RESUME_KEYS = ("data.dataset", "data.train_split", "data.eval_split", "data.max_examples",
-               "data.synthetic_examples", "train.batch_size", "train.steps_per_epoch")
+               "data.synthetic_examples", "train.batch_size", "train.batch_scaling_examples",
+               "train.steps_per_epoch")
 
 
 def check_same_training(model_dir: Path, cfg: ExperimentConfig):
@@ -123,6 +127,16 @@ def weights_digest(model) -> str:
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()
+
+
+def scaled_batch_size(t, train_examples: int) -> int:
+    """The global batch: `t.batch_size`, or with `t.batch_scaling_examples` = N set,
+    batch_size * sqrt(train_examples / N) rounded to a multiple of 8 (at least 8). Steps per
+    epoch then grow with the square root of the data, not in proportion (docs/defaults.md)."""
+    if not t.batch_scaling_examples:
+        return t.batch_size
+    scaled = t.batch_size * (train_examples / t.batch_scaling_examples) ** 0.5
+    return max(8, 8 * round(scaled / 8))
 
 
 def make_optimizer(cfg, total_steps: int):
@@ -254,9 +268,6 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     replicas = strategy.num_replicas_in_sync
     strategy_name = distribute.describe(strategy)
     logging.info("strategy: %s with %d replica(s), because %s", strategy_name, replicas, why)
-    if t.batch_size % replicas:
-        raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the "
-                          f"{replicas} replicas of {strategy_name}")
     chief = strategy.extended.should_checkpoint
 
     train_ds, eval_ds, info = data.load(cfg, entry.task)
@@ -273,12 +284,20 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     if cfg.data.max_eval_examples:
         eval_ds = eval_ds.take(cfg.data.max_eval_examples)
         info.eval_examples = min(info.eval_examples, cfg.data.max_eval_examples)
-    steps_per_epoch = t.steps_per_epoch or info.train_examples // t.batch_size
+    batch_size = scaled_batch_size(t, info.train_examples)
+    batch_text = f"train.batch_size={t.batch_size}" + (
+        f" (scaled to {batch_size} for {info.train_examples} examples by "
+        f"train.batch_scaling_examples={t.batch_scaling_examples})" if batch_size != t.batch_size
+        else "")
+    if batch_size % replicas:
+        raise ConfigError(f"{batch_text} is not divisible by the {replicas} replicas of "
+                          f"{strategy_name}")
+    steps_per_epoch = t.steps_per_epoch or info.train_examples // batch_size
     if steps_per_epoch < 1:
-        raise ConfigError(f"train.batch_size={t.batch_size} is larger than the "
-                          f"{info.train_examples} training examples")
-    logging.info("data: %s, %d train / %d eval examples, %d classes", info.source,
-                 info.train_examples, info.eval_examples, info.num_classes)
+        raise ConfigError(f"{batch_text} is larger than the {info.train_examples} training "
+                          "examples")
+    logging.info("data: %s, %d train / %d eval examples, %d classes; batch %d", info.source,
+                 info.train_examples, info.eval_examples, info.num_classes, batch_size)
 
     import shutil
     import tempfile
@@ -334,19 +353,19 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
 
     pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess,
                     prefetch=cfg.data.prefetch)
-    train_batches = data.batched(train_ds, t.batch_size, True, repeat=True,
+    train_batches = data.batched(train_ds, batch_size, True, repeat=True,
                                  shuffle_buffer=cfg.data.shuffle_buffer, **pipeline)
     # the batches an uninterrupted run would see next
     train_batches = train_batches.skip(start.epoch * steps_per_epoch + start.step)
-    eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
-    eval_steps = -(-info.eval_examples // t.batch_size)  # steps_per_execution needs a count
+    eval_batches = data.batched(eval_ds, batch_size, False, **pipeline)
+    eval_steps = -(-info.eval_examples // batch_size)  # steps_per_execution needs a count
 
     backup = StepBackup(  # a backup at least at every epoch's end
         str(model_dir / "backup"), delete_checkpoint=False,
         save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
                                // t.steps_per_execution))            # rounded up
                    if t.checkpoint_every_steps else "epoch"))
-    meter = ThroughputMeter(t.batch_size, start.step)
+    meter = ThroughputMeter(batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
         meter,  # first: an epoch's last mark precedes the backup taken at its last step, so
@@ -394,7 +413,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "mixed_precision": precision,
         "replicas": replicas,
         "epochs": t.epochs,
-        "global_batch_size": t.batch_size,
+        "global_batch_size": batch_size,
         "steps_per_epoch": steps_per_epoch,
         "train_examples": info.train_examples,
         "eval_examples": info.eval_examples,
