@@ -6,6 +6,7 @@ from pathlib import Path
 
 from zoo.errors import ConfigError
 from zoo.parts import Parts, split_preprocessing
+from zoo.run_dir import RunDir
 
 
 class ExportError(ValueError):
@@ -42,27 +43,27 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     from zoo import registry
     from zoo.config import config_from_dict, read_yaml, set_field, validate
 
-    model_dir = Path(model_dir)
-    config_path = model_dir / "config.yaml"
+    run_dir = RunDir(model_dir)
+    config_path = Path(run_dir.config)
     if not config_path.is_file():
-        raise ExportError(f"{model_dir} is not a trained model_dir (no config.yaml)")
+        raise ExportError(f"{run_dir} is not a trained model_dir (no config.yaml)")
     cfg = config_from_dict(read_yaml(config_path), str(config_path))
     from zoo.files import resolved_path, run_file_keys
     for key in run_file_keys(cfg.model):  # stored relative to model_dir
-        setattr(cfg.model, key, resolved_path(getattr(cfg.model, key), model_dir))
+        setattr(cfg.model, key, resolved_path(getattr(cfg.model, key), run_dir))
     if dataset:
         set_field(cfg.data, "data", "dataset", dataset)
         validate(cfg)
 
     from zoo import data
-    no_checkpoint = f"no checkpoint in {model_dir / 'checkpoints'}; train the model first"
-    if not (model_dir / "checkpoints" / "checkpoint").is_file():  # before TensorFlow loads
+    no_checkpoint = f"no checkpoint in {run_dir.checkpoints}; train the model first"
+    if not Path(run_dir.checkpoint_state).is_file():  # before TensorFlow loads
         raise ExportError(no_checkpoint)
     data.check_local(cfg.data.dataset)
 
     import tensorflow as tf
 
-    checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    checkpoint = tf.train.latest_checkpoint(run_dir.checkpoints)
     if not checkpoint:
         raise ExportError(no_checkpoint)
     entry = registry.get(cfg.model_name)
@@ -70,8 +71,7 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     _, trainable = split_preprocessing(model)
     trainable.load_weights(checkpoint).expect_partial()
 
-    assets_dir = model_dir / "assets"
-    labels_path = assets_dir / "labels.txt"
+    assets_dir, labels_path = Path(run_dir.assets), Path(run_dir.labels)
     if not labels_path.is_file():
         raise ExportError(f"no {labels_path}; the training run writes it")
     labels = labels_path.read_text().splitlines()

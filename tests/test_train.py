@@ -149,6 +149,21 @@ def test_batch_size_must_split_over_replicas(tmp_path):
         "error: train.batch_size=33 is not divisible by the 2 replicas of MirroredStrategy")
 
 
+def test_run_dir_names_every_path_of_a_model_dir_and_keeps_a_url_whole():
+    from pathlib import Path
+
+    from zoo.run_dir import RunDir
+    url = RunDir("gs://bucket/run/")
+    assert (url.backup, url.chief_backup, url.labels, url.metrics) == (
+        "gs://bucket/run/backup", "gs://bucket/run/backup/chief",
+        "gs://bucket/run/assets/labels.txt", "gs://bucket/run/metrics.json")
+    local = RunDir(Path("runs") / "mnist")
+    assert (str(local), local.config, local.checkpoint_state) == (
+        "runs/mnist", "runs/mnist/config.yaml", "runs/mnist/checkpoints/checkpoint")
+    assert local.epoch_checkpoint_pattern.format(epoch=3) == "runs/mnist/checkpoints/ckpt-0003"
+    assert Path(RunDir("runs/mnist/")) / "logs" == Path(local.logs)  # path-like, normalized
+
+
 def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_backup(tmp_path):
     args = ["zoo.train", "--model=mnist_cnn", f"--model_dir={tmp_path}", "--dataset=synthetic",
             "--epochs=3", "--steps_per_epoch=120", "--batch_size=16",

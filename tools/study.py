@@ -178,7 +178,8 @@ def run_job(out: Path, job: dict) -> dict:
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
                            + (proc.stdout + proc.stderr)[-3000:])
-    metrics_file = (directory / "model" / "metrics.json" if r["side"] == "zoo"
+    from zoo.run_dir import RunDir
+    metrics_file = (Path(RunDir(directory / "model").metrics) if r["side"] == "zoo"
                     else directory / "classic.json")
     metrics = json.loads(metrics_file.read_text())
     result = {"model": job["model"], "recipe": r["name"], "set": r.get("set"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from absl import logging
 
+from zoo.run_dir import EPOCH_PREFIX, RunDir
+
 
 class ResumeError(RuntimeError):
     """No intact checkpoint to resume from in a model_dir that holds a run."""
@@ -50,11 +52,13 @@ def _backup_point(latest: str, steps_per_epoch: int, batch_level: bool) -> Resum
     return ResumePoint(epoch + 1, 0, source=latest)
 
 
-def find(model_dir: Path, steps_per_epoch: int, batch_level: bool) -> ResumePoint:
+def find(model_dir: str | Path | RunDir, steps_per_epoch: int,
+         batch_level: bool) -> ResumePoint:
     """The resume point of the run in `model_dir` (a fresh start when it holds none)."""
     import tensorflow as tf
 
-    backup = model_dir / "backup" / "chief"
+    run_dir = RunDir(model_dir)
+    backup = Path(run_dir.chief_backup)
     had_backup = backup.is_dir() and any(backup.iterdir())
     if had_backup:
         latest = tf.train.latest_checkpoint(str(backup))
@@ -65,16 +69,16 @@ def find(model_dir: Path, steps_per_epoch: int, batch_level: bool) -> ResumePoin
         backup.rename(aside)
         logging.warning("backup %s is unreadable (%s); moved it to %s", latest or backup, why,
                         aside)
-    epochs = sorted((model_dir / "checkpoints").glob("ckpt-*.index"), reverse=True)
+    epochs = sorted(Path(run_dir.checkpoints).glob(f"{EPOCH_PREFIX}*.index"), reverse=True)
     for index in epochs:
         prefix = str(index.with_suffix(""))
         why = unreadable(prefix)
         if why is None:
-            epoch = int(index.stem.removeprefix("ckpt-"))
+            epoch = int(index.stem.removeprefix(EPOCH_PREFIX))
             logging.warning("resuming from the epoch checkpoint %s", prefix)
             return ResumePoint(epoch, 0, weights=prefix, source=prefix)
         logging.warning("epoch checkpoint %s is unreadable (%s)", prefix, why)
     if had_backup or epochs:
-        raise ResumeError(f"{model_dir} holds a run but no intact checkpoint to resume from; "
+        raise ResumeError(f"{run_dir} holds a run but no intact checkpoint to resume from; "
                           "move it away to start over")
     return ResumePoint()
