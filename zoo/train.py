@@ -326,7 +326,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    start = resume.find(model_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
+    start = resume.find(model_dir, steps_per_epoch, chief=chief)
     finished = start.epoch >= t.epochs  # nothing left to train: the same command rerun
     if start.weights:
         trainable.load_weights(start.weights)
@@ -348,11 +348,12 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
     eval_steps = -(-info.eval_examples // t.batch_size)  # steps_per_execution needs a count
 
-    backup = StepBackup(  # a backup at least at every epoch's end
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    every = min(t.checkpoint_every_steps or steps_per_epoch, steps_per_epoch)
+    backup = StepBackup(  # a backup at least at every epoch's end, in executions rounded up;
+        # batch-level always, so a backup a signal asks for mid-epoch resumes there
         str(model_dir / "backup"), delete_checkpoint=False,
-        save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
-                               // t.steps_per_execution))            # rounded up
-                   if t.checkpoint_every_steps else "epoch"))
+        save_freq=max(1, -(-every // t.steps_per_execution)))
     meter = ThroughputMeter(t.batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
@@ -364,9 +365,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(str(model_dir / "logs"), profile_batch=0),
     ]
-    if t.checkpoint_every_steps and not isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # a mid-epoch backup needs batch-level backups; a signal reaches one worker only
+    if not multi_worker:  # there Ctrl-C is a KeyboardInterrupt, SIGTERM the handler's
         callbacks.append(stopper)
     tty = sys.stdout.isatty()
     if not tty:
@@ -377,7 +376,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         results = trainable.evaluate(eval_batches, steps=eval_steps, return_dict=True,
                                      verbose=0)
     else:
-        with stopper.installed():
+        with contextlib.nullcontext() if multi_worker else stopper.installed():
             history = trainable.fit(train_batches, epochs=t.epochs, initial_epoch=start.epoch,
                                     steps_per_epoch=steps_per_epoch, validation_data=eval_batches,
                                     validation_steps=eval_steps,
