@@ -18,11 +18,13 @@ from export import pipeline, serving, source as export_source, tflite
 from export.evaluate import two_class
 from export.pipeline import AccuracyGateError, Options
 from export.source import ExportError, Source
+from zoo import parts
+from zoo.schema import FORMATS, QUANTIZATIONS
 
 from conftest import REPO, check_in_mediapipe
 PYTHON = sys.executable
-ALL_FORMATS = ["saved_model", "tflite", "tpu", "edgetpu"]
-ALL_QUANT = list(tflite.QUANTIZATIONS)
+ALL_FORMATS = list(FORMATS)
+ALL_QUANT = list(QUANTIZATIONS)
 TINY = {"mnist_cnn": ["model.conv_filters=[8,16]", "model.dense_units=16"],
         "imgcls": ["model.image_size=32", "model.conv_filters=[8,16]", "model.dense_units=8"]}
 
@@ -84,14 +86,14 @@ def test_image_model_exports_every_format(name, runs, tmp_path):
     manifest = pipeline.run(src, out, Options(ALL_FORMATS, ALL_QUANT, max_accuracy_drop=1.0,
                                               eval_examples=64), log=print)
     entries = {e["name"]: e for e in manifest["artifacts"]}
-    expected = {"keras", "saved_model", "tpu", "edgetpu",
+    expected = {"keras", "saved_model", "xla", "edgetpu_audit",
                 *(f"tflite/{name}_{q}" for q in ALL_QUANT)}
     assert set(entries) == expected
     for entry in entries.values():
         if entry["name"] != "keras":
             assert (out / entry["path"]).exists() and entry["bytes"] > 0
             assert len(entry["sha256"]) == 64
-    for exact in ("saved_model", "tpu", f"tflite/{name}_float32"):
+    for exact in ("saved_model", "xla", f"tflite/{name}_float32"):
         assert entries[exact]["max_abs_diff"] <= 1e-5, exact
         assert entries[exact]["accuracy_delta"] == 0
     assert json.loads((out / "manifest.json").read_text())["version"] == 1
@@ -142,7 +144,7 @@ def test_image_model_exports_every_format(name, runs, tmp_path):
         assert probabilities(saved, feed)["probabilities"].shape == (1, keras_probs.shape[1])
 
     # Edge TPU: static batch-1 int8, every op audited.
-    audit = json.loads((out / "artifacts" / name / "1" / "edgetpu" / "edgetpu_ops.json")
+    audit = json.loads((out / "artifacts" / name / "1" / "edgetpu_audit" / "edgetpu_ops.json")
                        .read_text())
     assert audit["static_shapes"] and audit["all_mapped"]
     assert {"CONV_2D", "FULLY_CONNECTED"} <= {op["op"] for op in audit["ops"]}
@@ -239,6 +241,11 @@ def test_cli_errors_are_one_line_and_exit_2(runs, tmp_path):
     assert bad.returncode == 2 and "error: unknown format onnx" in bad.stderr
     bad = run_cli(f"--model_dir={runs('mnist_cnn')}", f"--out={tmp_path}", "--quantize=int4")
     assert bad.returncode == 2 and "error: unknown quantization int4" in bad.stderr
+    old = run_cli(f"--model_dir={runs('mnist_cnn')}", f"--out={tmp_path}", "--formats=tpu",
+                  "--tpu_batch_size=4", "--quantize=int4")  # the names before 0.2
+    assert old.returncode == 2 and "error: unknown quantization int4" in old.stderr
+    assert "note: export format 'tpu' is now called 'xla'" in old.stderr
+    assert "note: --tpu_batch_size is now called --xla_batch_size" in old.stderr
     for result in (missing, bad):
         assert "Traceback" not in result.stderr
 
@@ -282,17 +289,17 @@ def tiny_text_model():
     BERT's three inputs -> mean word embedding -> softmax."""
     import tf_keras as keras
     from zoo.models.bert.encoder import INPUTS
-    from zoo.models.text_layers import Tokenize
+    from zoo.models.textcls.layers import Tokenize
 
     inputs = {name: keras.Input((LENGTH,), dtype="int32", name=name) for name in INPUTS}
     x = keras.layers.Embedding(len(VOCAB), 8)(inputs["input_word_ids"])
     x = keras.layers.GlobalAveragePooling1D()(x)
     probs = keras.layers.Dense(2, activation="softmax", name="probabilities")(x)
-    core = keras.Model(inputs, probs, name="core")
+    core = keras.Model(inputs, probs, name=parts.CORE)
     text = keras.Input((), dtype="string", name="text")
-    model = keras.Model(text, core(Tokenize(VOCAB, LENGTH, name="preprocessor")(text)),
+    model = keras.Model(text, core(Tokenize(VOCAB, LENGTH, name=parts.PREPROCESSOR)(text)),
                         name="tinytext")
-    preprocessor = model.get_layer("preprocessor")
+    preprocessor = parts.split_preprocessing(model).preprocessor
     core.compile("adam", "sparse_categorical_crossentropy")
     train = sentences(256, 0).batch(32).map(lambda t, y: (preprocessor(t), y))
     core.optimizer.learning_rate = 0.05
@@ -306,15 +313,16 @@ def test_text_model_exports_with_tokenizer_in_graph(tmp_path):
     src = Source("tinytext", "text_classification", tiny_text_model(), ["negative", "positive"],
                  sentences(256, 0), sentences(64, 1), [vocab])
     out = tmp_path / "export"
+    # `tpu`: the name of `xla` before 0.2, still accepted
     manifest = pipeline.run(src, out, Options(["saved_model", "tflite", "tpu"],
                                               ["float32", "dynamic", "int8"], eval_examples=64,
                                               max_accuracy_drop=0.05))
     entries = {e["name"]: e for e in manifest["artifacts"]}
     assert entries["keras"]["accuracy"] > 0.9
-    assert set(entries) == {"keras", "saved_model", "tpu", "tflite/tinytext_float32",
+    assert set(entries) == {"keras", "saved_model", "xla", "tflite/tinytext_float32",
                             "tflite/tinytext_dynamic", "tflite/tinytext_tokens_float32",
                             "tflite/tinytext_tokens_dynamic", "tflite/tinytext_tokens_int8"}
-    for exact in ("saved_model", "tpu", "tflite/tinytext_float32",
+    for exact in ("saved_model", "xla", "tflite/tinytext_float32",
                   "tflite/tinytext_tokens_float32"):
         assert entries[exact]["max_abs_diff"] <= 1e-5, exact
 

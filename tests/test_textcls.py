@@ -10,8 +10,9 @@ import tf_keras as keras
 from conftest import check_in_mediapipe, shared_path, train_mirrored_on_two_cpus
 from zoo import registry
 from zoo.config import ConfigError, load_config
+from zoo.parts import split_preprocessing
 from zoo.models import wordpiece
-from zoo.models.text_layers import hash_ngrams
+from zoo.models.textcls.layers import hash_ngrams
 from zoo.models.textcls import RESERVED, TextClsConfig, build, build_core
 from zoo.train import run
 
@@ -46,7 +47,7 @@ def trained(tmp_path_factory):
 
 
 def ids_of(model, texts) -> np.ndarray:
-    return model.get_layer("preprocessor")(tf.constant(texts))["input_word_ids"].numpy()
+    return split_preprocessing(model).preprocessor(tf.constant(texts))["input_word_ids"].numpy()
 
 
 def test_tokenizer_edge_cases(tokenizer_model):
@@ -64,7 +65,8 @@ def test_tokenizer_edge_cases(tokenizer_model):
     assert list(ids[4]) == [CLS] + [v("the"), v("movie")] * 3 + [SEP]  # truncated, [SEP] kept
     assert list(ids[5][:4]) == [CLS, v("film"), v("##s"), SEP]  # WordPiece
     assert list(ids[6][:4]) == [CLS, 1, v("cafe"), SEP]         # only ASCII is lower-cased
-    masks = tokenizer_model.get_layer("preprocessor")(tf.constant(["", "films"]))["input_mask"]
+    tokenize = split_preprocessing(tokenizer_model).preprocessor
+    masks = tokenize(tf.constant(["", "films"]))["input_mask"]
     assert masks.numpy().tolist() == [[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
 
 
@@ -100,7 +102,7 @@ def test_padding_never_changes_a_prediction(pooling):
 
 
 def test_padded_mean_is_the_mean_over_every_position_padding_included():
-    from zoo.models.text_layers import MaskedPooling
+    from zoo.models.textcls.layers import MaskedPooling
     embeddings = tf.random.normal([2, 5, 3])
     ids = tf.constant([[4, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
     np.testing.assert_allclose(MaskedPooling("padded_mean", 10)(embeddings, ids),
@@ -182,12 +184,12 @@ def test_textcls_exports_to_serving_and_litert_on_raw_strings(trained, tmp_path)
                                           "does not convert: "):
         pipeline.run(src, out, Options(["tflite"], ["int16x8"], eval_examples=8))
     assert not (out / "artifacts").exists()
-    manifest = pipeline.run(src, out, Options(["saved_model", "tflite", "tpu", "edgetpu"],
+    manifest = pipeline.run(src, out, Options(["saved_model", "tflite", "xla", "edgetpu_audit"],
                                               ["float32", "dynamic", "float16", "int8"],
                                               eval_examples=64, max_accuracy_drop=0.05),
                             log=print)
     entries = {e["name"]: e for e in manifest["artifacts"]}
-    for exact in ("saved_model", "tpu", "tflite/textcls_float32",
+    for exact in ("saved_model", "xla", "tflite/textcls_float32",
                   "tflite/textcls_tokens_float32"):
         assert entries[exact]["max_abs_diff"] <= 1e-5, exact
     assert entries["tflite/textcls_tokens_float32"]["runtime"] == "mediapipe_tasks"

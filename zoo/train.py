@@ -19,22 +19,27 @@ from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, read_yaml, set_field
 from zoo.data import FORMS, DataError
 from zoo.files import resolved_path, run_file_keys, stored_path, write_atomic
+from zoo.parts import split_preprocessing
 from zoo.resume import ResumeError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
-flags.DEFINE_string("config", None, "YAML config (default: zoo/configs/<model>.yaml)")
-flags.DEFINE_string("dataset", None, f"{FORMS} (default: the config's data.dataset; `sample` "
-                    "is real data shipped in the package: MNIST's test digits for image "
-                    "models, SST-2 for text models)")
-flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
-flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
-flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
-flags.DEFINE_integer("epochs", None, "number of epochs")
-flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
-flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
-flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
-flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
+def define_flags():
+    """Defines the CLI's flags in absl's FLAGS: when the CLI starts, not when zoo.train is
+    imported, so a program importing it keeps its own flags."""
+    flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
+    flags.DEFINE_string("config", None, "YAML config (default: zoo/configs/<model>.yaml)")
+    flags.DEFINE_string("dataset", None, f"{FORMS} (default: the config's data.dataset; `sample` "
+                        "is real data shipped in the package: MNIST's test digits for image "
+                        "models, SST-2 for text models)")
+    flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
+    flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
+    flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
+    flags.DEFINE_integer("epochs", None, "number of epochs")
+    flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
+    flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
+    flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
+    flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
+
 
 FLAG_KEYS = {"dataset": "data.dataset", "strategy": "train.strategy", "tpu": "train.tpu",
              "epochs": "train.epochs", "batch_size": "train.batch_size",
@@ -157,18 +162,6 @@ def track_random_state(model):
     model.random_states = [
         layer._random_generator._generator for layer in model.submodules
         if getattr(getattr(layer, "_random_generator", None), "_generator", None) is not None]
-
-
-def split_preprocessing(model):
-    """(preprocess layer or None, model to train).
-
-    A text model names its tokenizer layer `preprocessor` and the rest `core`: training maps
-    the tokenizer over the input pipeline and fits the core; checkpoints hold the core.
-    """
-    names = {layer.name for layer in model.layers}
-    if {"preprocessor", "core"} <= names:
-        return model.get_layer("preprocessor"), model.get_layer("core")
-    return None, model
 
 
 def set_threads(intra: int, inter: int):
@@ -494,8 +487,12 @@ def main(argv):
 
 
 def entry_point():
-    """Console entry: quiet TensorFlow's C++ logs unless asked, then run absl's app."""
+    """Console entry: the CLI's TensorFlow settings (zoo.environment), TensorFlow's C++ logs
+    quiet unless asked, then absl's app."""
+    from zoo import environment
+    environment.use_cli_settings()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
     logging.set_verbosity(logging.INFO)
     app.run(main)
 

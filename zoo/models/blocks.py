@@ -1,7 +1,7 @@
 """Building blocks shared by the image models."""
 from __future__ import annotations
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
 
 
 def check_conv_stack(image_size: int, conv_filters: list[int]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from zoo.config import bounded, layer_list, layer_sizes, listed
+from zoo.schema import bounded, layer_list, layer_sizes, listed
 from zoo.models.blocks import check_conv_stack, conv_stack
 from zoo.registry import register
 

@@ -109,7 +109,7 @@ def write_vocabulary(path: str | Path, tokens: list[str]):
 
 def read_vocabulary(path: str | Path) -> list[str]:
     """The tokens of a `vocab.txt`; a missing or empty file is a ConfigError naming it."""
-    from zoo.config import ConfigError
+    from zoo.errors import ConfigError
 
     path = Path(path)
     if not path.is_file():

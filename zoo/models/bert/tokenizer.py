@@ -40,7 +40,7 @@ class BertTokenizer(keras.layers.Layer):
         missing = [t for t in (wordpiece.UNK, wordpiece.CLS, wordpiece.SEP)
                    if t not in self.vocabulary]
         if missing:
-            from zoo.config import ConfigError
+            from zoo.errors import ConfigError
             raise ConfigError(f"the vocabulary lacks {', '.join(missing)}")
         self.cls_id = self.vocabulary.index(wordpiece.CLS)
         self.sep_id = self.vocabulary.index(wordpiece.SEP)
