@@ -10,15 +10,17 @@ import sys
 
 from absl import flags
 
-# Flags of their own: zoo.train (imported for split_preprocessing) defines --model_dir too.
+from zoo.schema import FORMATS, QUANTIZATIONS, canonical_formats
+
+# Flags of their own, not absl's global FLAGS: a program importing this module keeps its own.
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model_dir", None, "trained model directory (python -m zoo.train output)",
                     flag_values=FLAGS)
 flags.DEFINE_string("out", None, "export directory (serving/, artifacts/, manifest.json)",
                     flag_values=FLAGS)
-flags.DEFINE_list("formats", None, "saved_model,tflite,tpu,edgetpu (default: config.yaml)",
+flags.DEFINE_list("formats", None, f"{','.join(FORMATS)} (default: config.yaml)",
                   flag_values=FLAGS)
-flags.DEFINE_list("quantize", None, "TFLite quantizations: float32,dynamic,float16,int8,int16x8",
+flags.DEFINE_list("quantize", None, f"TFLite quantizations: {','.join(QUANTIZATIONS)}",
                   flag_values=FLAGS)
 flags.DEFINE_string("dataset", None, "dataset spec for calibration and evaluation",
                     flag_values=FLAGS)
@@ -26,7 +28,9 @@ flags.DEFINE_float("max_accuracy_drop", None, "largest accuracy loss allowed per
                    flag_values=FLAGS)
 flags.DEFINE_integer("calibration_examples", None, "training examples calibrating int8",
                      flag_values=FLAGS)
-flags.DEFINE_integer("tpu_batch_size", None, "fixed batch of the XLA-compiled TPU model",
+flags.DEFINE_integer("xla_batch_size", None, "fixed batch of the `xla` SavedModel",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("tpu_batch_size", None, "the name of --xla_batch_size before 0.2",
                      flag_values=FLAGS)
 flags.DEFINE_integer("eval_examples", 1000, "evaluation examples per artifact",
                      flag_values=FLAGS)
@@ -55,7 +59,7 @@ def options(export_cfg):
         formats=pick("formats", export_cfg.formats), quantize=pick("quantize", export_cfg.quantize),
         max_accuracy_drop=pick("max_accuracy_drop", export_cfg.max_accuracy_drop),
         calibration_examples=pick("calibration_examples", export_cfg.calibration_examples),
-        tpu_batch_size=pick("tpu_batch_size", export_cfg.tpu_batch_size),
+        xla_batch_size=pick("xla_batch_size", export_cfg.xla_batch_size),
         eval_examples=FLAGS.eval_examples, version=FLAGS.version, overwrite=FLAGS.overwrite,
         serving_base_path=FLAGS.serving_base_path)
 
@@ -77,6 +81,12 @@ def main(argv):
             raise ExportError("--model_dir and --out are required")
         if not os.path.isdir(FLAGS.model_dir):
             raise ExportError(f"model_dir not found: {FLAGS.model_dir}")
+        if FLAGS.formats:
+            FLAGS.formats = canonical_formats(FLAGS.formats)  # one note per old name
+        if FLAGS.tpu_batch_size is not None:
+            print("note: --tpu_batch_size is now called --xla_batch_size", file=sys.stderr)
+            if FLAGS.xla_batch_size is None:
+                FLAGS.xla_batch_size = FLAGS.tpu_batch_size
         options(ExportConfig()).check()  # bad flags fail before TensorFlow loads
         from export import pipeline, source
 
@@ -92,5 +102,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from zoo import environment
+    environment.use_cli_settings()  # before anything imports TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main(parse_flags(sys.argv))

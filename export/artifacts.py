@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from export import serving, tflite, tpu
+from export import edgetpu_audit, serving, tflite, xla
 from export.evaluate import Artifact, close_all
 from export.source import ExportError
 
@@ -135,16 +135,18 @@ def add_formats(built: list, source, publisher, options, calibration, eval_input
             else:
                 path.write_bytes(flatbuffer)
                 built.append(tflite_artifact(name, "tflite", quantization, path, source, tokens))
-    if "tpu" in options.formats:
-        path = stage / "tpu"
-        tpu.write_tpu_saved_model(source, path, options.tpu_batch_size)
-        built.append(signature_artifact("tpu", "tpu", path, raw_feed(source),
-                                        options.tpu_batch_size))
-    if "edgetpu" in options.formats:
-        directory = stage / "edgetpu"
+    if "xla" in options.formats:
+        path = stage / "xla"
+        xla.write_xla_saved_model(source, path, options.xla_batch_size)
+        built.append(signature_artifact("xla", "xla", path, raw_feed(source),
+                                        options.xla_batch_size))
+    if "edgetpu_audit" in options.formats:
+        directory = stage / "edgetpu_audit"
         ship_assets(source, directory)
         path = directory / f"{source.name}_edgetpu.tflite"
-        path.write_bytes(tpu.edgetpu_tflite(
+        path.write_bytes(edgetpu_audit.edgetpu_tflite(
             source, calibration_feed(source, calibration, source.is_text)))
-        (directory / "edgetpu_ops.json").write_text(json.dumps(tpu.audit(path), indent=2) + "\n")
-        built.append(tflite_artifact("edgetpu", "edgetpu", "int8", path, source, source.is_text))
+        (directory / "edgetpu_ops.json").write_text(
+            json.dumps(edgetpu_audit.audit(path), indent=2) + "\n")
+        built.append(tflite_artifact("edgetpu_audit", "edgetpu_audit", "int8", path, source,
+                                     source.is_text))

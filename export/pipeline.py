@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from export.source import ExportError
-
-FORMATS = ("saved_model", "tflite", "tpu", "edgetpu")
+from zoo.schema import FORMATS, QUANTIZATIONS, canonical_formats
 
 
 class AccuracyGateError(RuntimeError):
@@ -23,7 +22,7 @@ class Options:
     quantize: list[str]
     max_accuracy_drop: float = 0.01
     calibration_examples: int = 200
-    tpu_batch_size: int = 8
+    xla_batch_size: int = 8
     eval_examples: int = 1000
     version: int | None = None
     overwrite: bool = False
@@ -31,9 +30,9 @@ class Options:
     serving_base_path: str = "/models"
 
     def check(self):
-        """Unknown formats or quantizations fail with one line."""
-        from export.tflite import QUANTIZATIONS
-
+        """Unknown formats or quantizations fail with one line; a format's name before 0.2
+        is replaced by today's."""
+        self.formats = canonical_formats(self.formats)
         for kind, given, known in (("format", self.formats, FORMATS),
                                    ("quantization", self.quantize, QUANTIZATIONS)):
             bad = sorted(set(given) - set(known))

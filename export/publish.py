@@ -1,7 +1,7 @@
 """Atomic publishing: build a version in a temporary directory inside EXPORT_DIR, then rename.
 
 Layout: `serving/<model>/<version>/` (the SavedModel TF Serving loads) and
-`artifacts/<model>/<version>/` (TFLite, TPU, Edge TPU, manifest.json). The serving rename
+`artifacts/<model>/<version>/` (TFLite, XLA, Edge TPU audit, manifest.json). The serving rename
 comes last, so TF Serving never sees a version whose other artifacts are missing.
 
 Concurrent exports into one EXPORT_DIR (from one machine or several sharing it): the stage

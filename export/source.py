@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
+from zoo.parts import Parts, split_preprocessing
 
 
 class ExportError(ValueError):
@@ -31,9 +32,8 @@ class Source:
     def is_text(self) -> bool:
         return self.task == "text_classification"
 
-    def parts(self):
+    def parts(self) -> Parts:
         """(preprocessor or None, core): the core maps what the preprocessor yields to probs."""
-        from zoo.train import split_preprocessing
         return split_preprocessing(self.model)
 
 
@@ -61,7 +61,6 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     data.check_local(cfg.data.dataset)
 
     import tensorflow as tf
-    from zoo.train import split_preprocessing
 
     checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     if not checkpoint:

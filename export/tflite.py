@@ -7,7 +7,6 @@ import tensorflow as tf
 from export.source import ExportError
 from zoo.models.bert.encoder import INPUTS
 
-QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 INTEGER = ("int8", "int16x8")
 
 

@@ -20,7 +20,10 @@ if _WORKERS > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _SHARE)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", _SHARE)
 
-import zoo  # before any test module imports TensorFlow: the tests get zoo's oneDNN choice
+from zoo import environment
+
+# before any test module imports TensorFlow: in-process runs get the CLIs' settings
+CLI_SETTINGS = environment.use_cli_settings()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -38,7 +41,7 @@ def cli_env(**extra) -> dict:
     """Environment for a `python -m ...` subprocess: the repo importable, offline, quiet."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ZOO_OFFLINE": "1",
            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", "TF_CONFIG": None,
-           **zoo.caller_env(),  # a CLI run starts from the caller's TF settings
+           **dict.fromkeys(CLI_SETTINGS),  # a CLI run makes its own choices, as in a shell
            **extra}
     return {key: value for key, value in env.items() if value is not None}
 

@@ -12,7 +12,7 @@ def test_bench_tiny_run_writes_json_table_and_chart(tmp_path):
                      timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     bench = json.loads((tmp_path / "bench.json").read_text())
-    assert bench["machine"]["peak_fp32_flops"] > 0 and "FLOPs/cycle" in bench["machine"]["peak_rule"]
+    assert bench["machine"]["peak_fp32_flops"] > 0 and "matmul" in bench["machine"]["peak_rule"]
     rows = {row["model"]: row for row in bench["models"]}
     assert set(rows) == {"mnist_cnn", "textcls"}
 
@@ -46,6 +46,17 @@ def test_bench_tiny_run_writes_json_table_and_chart(tmp_path):
     assert "| mnist_cnn | synthetic |" in result.stdout
     if bench["chart"]:
         assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+def test_share_of_peak_is_of_the_measured_peak_of_the_run_s_precision():
+    from tools.bench import training_summary
+    m = {"peak_fp32_flops": 100e9, "peak_bfloat16_flops": 400e9}
+    run = {"examples_per_sec": 1000, "forward_flops_per_example": 10e6}
+    fp32 = training_summary([dict(run, mixed_precision="none")], [], m)
+    bf16 = training_summary([dict(run, mixed_precision="mixed_bfloat16")], [], m)
+    assert fp32["zoo_gflops_per_sec"] == bf16["zoo_gflops_per_sec"] == 30.0
+    assert (fp32["zoo_fraction_of_peak"], bf16["zoo_fraction_of_peak"]) == (0.3, 0.075)
+    assert "zoo_fraction_of_peak" not in training_summary([run], [], {})  # peak not measured
 
 
 def test_synthetic_image_folder_is_rewritten_for_other_counts(tmp_path):

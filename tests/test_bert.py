@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import check_in_mediapipe, cli_env, run_cli, shared_path
 from zoo.config import ConfigError, load_config
+from zoo.parts import split_preprocessing
 from zoo.models import wordpiece
 from zoo.models.bert import checkpoints, classifier, load_encoder
 from zoo.models.bert.checkpoints import CheckpointError
@@ -231,7 +232,7 @@ def test_prepare_takes_sizes_vocabulary_and_casing_from_the_checkpoint(tmp_path)
     assert wordpiece.read_vocabulary(prepared.vocab_file) == VOCAB
     model = classifier.build(prepared)
     classifier.load_pretrained(model, prepared)
-    loaded = model.get_layer("core").get_layer("encoder").get_layer("pooler").dense.kernel
+    loaded = split_preprocessing(model).core.get_layer("encoder").get_layer("pooler").dense.kernel
     np.testing.assert_array_equal(loaded.numpy(), source.get_layer("pooler").dense.kernel.numpy())
     with pytest.raises(ConfigError, match="model.layers=4 but the checkpoint"):
         classifier.prepare(load_config("bert", overrides=[
@@ -250,7 +251,7 @@ def test_mixed_bfloat16_keeps_float32_outputs():
         keras.mixed_precision.set_global_policy("float32")
     assert probs.dtype == tf.float32 and np.isfinite(probs.numpy()).all()
     np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, atol=1e-5)
-    assert model.get_layer("core").get_layer("encoder").get_layer(
+    assert split_preprocessing(model).core.get_layer("encoder").get_layer(
         "transformer_layer_0").attention.query.kernel.dtype == tf.float32
 
 

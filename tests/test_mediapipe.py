@@ -15,7 +15,7 @@ from conftest import SHARED, shared_path
 from export import mediapipe_tasks
 from zoo.models import wordpiece
 from zoo.models.bert.tokenizer import BertTokenizer
-from zoo.models.text_layers import Tokenize
+from zoo.models.textcls.layers import Tokenize
 
 HARD_STRINGS = Path(__file__).with_name("data") / "hard_strings.txt"
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "movie", "was", "great", "café", "cafe",

@@ -50,4 +50,4 @@ def test_a_bert_run_written_from_another_working_directory_loads_after_a_move(
     shutil.move(tmp_path / "runs" / "bert", tmp_path / "moved")
     monkeypatch.chdir("/")
     src = source.load(tmp_path / "moved")
-    assert src.model.get_layer("preprocessor") is not None
+    assert src.parts().preprocessor is not None

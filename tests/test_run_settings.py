@@ -38,7 +38,8 @@ def test_a_run_restores_the_callers_settings(tmp_path):
 
 
 @pytest.mark.parametrize("change", [
-    "train.batch_size=16", "train.steps_per_epoch=2", "data.synthetic_examples=256",
+    "train.batch_size=16", "train.batch_scaling_examples=32", "train.steps_per_epoch=2",
+    "data.synthetic_examples=256",
     "data.dataset=sample", "data.train_split=train[:50%]", "data.eval_split=train"])
 def test_resuming_with_another_training_setup_is_refused(tmp_path_factory, change, first_run):
     model_dir = tmp_path_factory.mktemp("resume")
@@ -54,6 +55,16 @@ def test_resuming_with_another_training_setup_is_refused(tmp_path_factory, chang
 def test_resuming_with_more_epochs_continues(first_run):
     metrics = run(load_config("mnist_cnn", overrides=[*TINY, "train.epochs=2"]), first_run)
     assert metrics["resumed_from"] == {"epoch": 2, "step": 0}
+
+
+def test_the_batch_scales_with_the_square_root_of_the_training_examples(tmp_path):
+    from zoo.train import scaled_batch_size
+    textcls = load_config("textcls").train  # 32 at 8,000 examples
+    assert [scaled_batch_size(textcls, n) for n in (100, 2000, 8000, 30000, 67349)] == \
+        [8, 16, 32, 64, 96]
+    metrics = run(load_config("mnist_cnn", overrides=[
+        *TINY, "train.batch_scaling_examples=32"]), tmp_path)  # 128 examples: 32 * sqrt(4)
+    assert metrics["global_batch_size"] == 64 and metrics["steps_per_epoch"] == 2
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """End-to-end training: learning, artifacts, strategies, real data (kills: test_reliability)."""
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import pytest
 
 from conftest import (REPO, cli_env, free_port, read_mnist, run_cli, train_mirrored_on_two_cpus,
                       write_png)
-import zoo
 from zoo import registry
 from zoo.config import ConfigError, load_config
 from zoo.train import run
@@ -21,8 +19,8 @@ TINY_MNIST = ["data.dataset=synthetic", "data.synthetic_examples=1024", "train.b
 
 
 def test_classic_overrides_build_exactly_the_tutorial_network():
-    model = registry.create_model("mnist_cnn", conv_filters=[32], dense_units=128, dropout=0,
-                                  batch_norm=False, augment=False)
+    model = registry.create_model("mnist_cnn", conv_filters=[32], convs_per_block=1,
+                                  dense_units=128, dropout=0, batch_norm=False, augment=False)
     kinds = [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers]
     assert kinds == [("InputLayer", (28, 28, 1)), ("Rescaling", (28, 28, 1)),
                      ("Conv2D", (26, 26, 32)), ("MaxPooling2D", (13, 13, 32)),
@@ -42,44 +40,27 @@ def test_classic_overrides_build_exactly_the_tutorial_network():
     np.testing.assert_allclose(model(images), tutorial(images.astype(np.float32)), atol=1e-6)
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="zoo turns oneDNN on for x86 CPUs only")
-def test_importing_zoo_turns_onednn_on_unless_the_environment_chose():
-    code = ("import zoo, tensorflow; from tensorflow.python.util import _pywrap_util_port as p; "
-            "print(zoo.ONEDNN_SET_BY_ZOO, p.IsMklEnabled())")
-    env = cli_env()
-    env.pop(zoo.ONEDNN_VARIABLE, None)  # as a shell without it
-    inherited = {**env, zoo.ONEDNN_VARIABLE: "1",
-                 zoo.set_by_zoo_variable(zoo.ONEDNN_VARIABLE): "1"}
-    for changes, expected in (({}, "True True"), ({zoo.ONEDNN_VARIABLE: "0"}, "False False"),
-                              ({zoo.ONEDNN_VARIABLE: "1"}, "False True")):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env={**env, **changes}, cwd=REPO, timeout=120)
-        assert done.stdout.strip().splitlines()[-1] == expected, (changes, done.stderr[-2000:])
-    # a child of a process whose import of zoo set the variable knows it was zoo's choice
-    child = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.ONEDNN_SET_BY_ZOO)"],
-                           capture_output=True, text=True, env=inherited, cwd=REPO, timeout=60)
-    assert child.stdout.strip() == "True", child.stderr
+def test_cli_settings_are_each_choice_the_environment_leaves_open():
+    from zoo.environment import LEGACY_KERAS_VARIABLE as KERAS, ONEDNN_VARIABLE as ONEDNN
+    from zoo.environment import cli_settings
+    assert cli_settings({}, "x86_64") == {ONEDNN: "1", KERAS: "1"}
+    assert cli_settings({ONEDNN: "0"}, "AMD64") == {KERAS: "1"}  # the caller's choice wins
+    assert cli_settings({}, "aarch64") == {KERAS: "1"}  # oneDNN: TensorFlow's own choice there
 
 
-def test_importing_zoo_first_makes_tf_keras_the_tf_keras_of_the_models():
-    probe = ("import sys, tf_keras; print(zoo.TF_KERAS_SET_BY_ZOO, "
-             "tf.keras.layers.Dense is tf_keras.layers.Dense, 'keras' in sys.modules)")
+@pytest.mark.parametrize("module, args", [("zoo.train", ["--model=resnet"]), ("export", [])])
+def test_the_clis_choose_their_settings_before_tensorflow_loads(module, args):
+    code = ("import os, runpy, sys\n"
+            f"sys.argv = [{module!r}, *{args!r}]\n"
+            "try:\n"
+            f"    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as e:\n"
+            "    print(e.code, os.environ.get('TF_USE_LEGACY_KERAS'),\n"
+            "          'tensorflow' in sys.modules)\n")
     env = cli_env()
-    env.pop(zoo.LEGACY_KERAS_VARIABLE, None)  # as a shell without it
-    for imports, changes, expected in (
-            ("import zoo, tensorflow as tf", {}, "True True False"),  # Keras 3 never loaded
-            ("import zoo, tensorflow as tf", {zoo.LEGACY_KERAS_VARIABLE: "0"}, "False False True"),
-            ("import tensorflow as tf, zoo", {}, "False False True")):  # TensorFlow chose first
-        done = subprocess.run([sys.executable, "-c", f"{imports}; {probe}"], capture_output=True,
-                              text=True, env={**env, **changes}, cwd=REPO, timeout=120)
-        assert done.stdout.strip().splitlines()[-1] == expected, (imports, changes,
-                                                                 done.stderr[-2000:])
-    # the bench's classic recipes and the tests' CLI runs start from the caller's choice
-    unset = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.caller_env())"],
-                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
-    for name in (zoo.LEGACY_KERAS_VARIABLE, zoo.set_by_zoo_variable(zoo.LEGACY_KERAS_VARIABLE)):
-        assert f"'{name}': None" in unset.stdout, unset.stdout + unset.stderr
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=60)
+    assert done.stdout.split() == ["2", "1", "False"], done.stdout + done.stderr[-2000:]
 
 
 def test_mnist_cnn_learns_synthetic_data_and_writes_its_run(tmp_path):

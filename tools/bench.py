@@ -30,39 +30,42 @@ from typing import Callable
 
 import numpy as np
 
+from zoo.schema import QUANTIZATIONS
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 
 # --- machine peak ----------------------------------------------------------------------------
-# FP32 FLOPs per cycle per core: AVX-512 FMA, 2 units x 16 lanes x 2 (multiply + add). The
-# number of 512-bit FMA units is an assumption (2 on AMD Zen 5 and Intel server cores with two
-# FMA ports); the vector width and FMA support are read from /proc/cpuinfo.
-FMA_UNITS = 2
-# TensorFlow turns its oneDNN kernels on by itself only on CPUs with one of these (zoo turns
-# them on everywhere on x86: zoo.prefer_onednn); the classic recipes run with TensorFlow's own.
+# TensorFlow turns its oneDNN kernels on by itself only on CPUs with one of these (zoo's CLIs
+# turn them on everywhere on x86: zoo.environment); the classic recipes run with TensorFlow's.
 ONEDNN_CPU_FLAGS = {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
                     "amx_bf16"}
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
+# the practical peak: the best of PEAK_REPEATS timed PEAK_SIZE x PEAK_SIZE matmuls
+PEAK_SIZE, PEAK_REPEATS = 2048, 10
 
 
 def machine() -> dict:
-    """Cores, clock and the FP32 peak: cores x GHz x FLOPs/cycle."""
+    """The CPU, its cores and which instructions it has (the peak is measured: `job_peak`)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     field = lambda key: next((line.split(":", 1)[1].strip() for line in info.splitlines()
                               if line.startswith(key)), "")
-    flags = field("flags").split()
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    fma = 2 if "fma" in flags else 1
-    cores = len(os.sched_getaffinity(0))
-    ghz = float(field("cpu MHz") or 0) / 1000
-    per_cycle = FMA_UNITS * lanes * fma
-    peak = cores * ghz * per_cycle * 1e9
-    return {"cpu": field("model name") or platform.processor(), "cores": cores,
-            "ghz": round(ghz, 3), "avx512_bf16": "avx512_bf16" in flags,
-            "tensorflow_onednn_default": bool(ONEDNN_CPU_FLAGS & set(flags)),
-            "fp32_flops_per_cycle_per_core": per_cycle, "peak_fp32_flops": peak,
-            "peak_rule": f"{cores} cores x {ghz:.3f} GHz x {per_cycle} FLOPs/cycle "
-                         f"({FMA_UNITS} FMA units (assumed) x {lanes} fp32 lanes x 2)"}
+    flags = set(field("flags").split())
+    return {"cpu": field("model name") or platform.processor(),
+            "cores": len(os.sched_getaffinity(0)), "avx512_bf16": "avx512_bf16" in flags,
+            "bfloat16": bool(BF16_CPU_FLAGS & flags),
+            "tensorflow_onednn_default": bool(ONEDNN_CPU_FLAGS & flags)}
+
+
+def measured_peak(jobs, m: dict) -> dict:
+    """This machine's practical peak FLOP/s in this run, fp32 and (on CPUs with bfloat16
+    instructions) bf16: `peak_fp32_flops`, `peak_bfloat16_flops`, `peak_rule`."""
+    dtypes = ["float32"] + (["bfloat16"] if m["bfloat16"] else [])
+    r = jobs("peak", f"peak: {PEAK_SIZE}x{PEAK_SIZE} matmul, {', '.join(dtypes)}",
+             size=PEAK_SIZE, repeats=PEAK_REPEATS, dtypes=dtypes)
+    return {"peak_fp32_flops": r.get("float32"), "peak_bfloat16_flops": r.get("bfloat16"),
+            "peak_rule": f"best of {PEAK_REPEATS} {PEAK_SIZE}x{PEAK_SIZE} tf.matmul "
+                         f"({', '.join(dtypes)}) in a zoo process, measured in this run"}
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -214,7 +217,7 @@ class Bench:
 # (label, config overrides[, environment changes]).
 ONEDNN_ON = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 MIXED_OFF = "mixed precision off: float32 (default auto = mixed_bfloat16 with AVX512-BF16)"
-ONEDNN_OFF = ("oneDNN kernels off: TF_ENABLE_ONEDNN_OPTS=0 (default on: zoo.prefer_onednn)", [],
+ONEDNN_OFF = ("oneDNN kernels off: TF_ENABLE_ONEDNN_OPTS=0 (default on: zoo.environment)", [],
               {"TF_ENABLE_ONEDNN_OPTS": "0"})
 MNIST_FEATURES = [
     ("tf.data cache + prefetch off", ["data.cache=false", "data.prefetch=false"]),
@@ -246,8 +249,8 @@ SLOW_FEATURES = ("XLA jit_compile on",  # a minute or more each here: full runs 
 
 MODELS: dict[str, Bench] = {
     "mnist_cnn": Bench(
-        zoo=["model.conv_filters=[32]", "model.dense_units=128", "model.dropout=0",
-             "model.batch_norm=false", "model.augment=false"],
+        zoo=["model.conv_filters=[32]", "model.convs_per_block=1", "model.dense_units=128",
+             "model.dropout=0", "model.batch_norm=false", "model.augment=false"],
         data=mnist_data, baseline="mnist_classic", batch_size=128, epochs=(4, 10),
         features=MNIST_FEATURES, inference=True, repeats=(2, 3),
         # measured only where TensorFlow leaves oneDNN off by itself
@@ -321,6 +324,9 @@ def child(spec_path: str):
     """Runs one job spec and writes its result JSON, with the process's peak RSS."""
     import resource
     spec = json.loads(Path(spec_path).read_text())
+    if spec["kind"] in ZOO_KINDS:  # a zoo process: the CLIs' TensorFlow settings
+        from zoo import environment
+        environment.use_cli_settings()
     out = {"job_kind": spec["kind"]}
     out.update(JOB_KINDS[spec["kind"]](spec))
     if "tensorflow" in sys.modules:  # which kernels this run had
@@ -330,17 +336,37 @@ def child(spec_path: str):
     Path(spec["result"]).write_text(json.dumps(out, indent=2))
 
 
+def job_peak(spec) -> dict:
+    """FLOP/s of the fastest of `repeats` square matmuls per dtype (after a warm-up call)."""
+    import tensorflow as tf
+
+    n, out = spec["size"], {}
+    product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    for dtype in spec["dtypes"]:
+        a, b = (tf.cast(tf.random.uniform([n, n], seed=s), dtype) for s in (1, 2))
+        product(a, b).numpy()
+        best = float("inf")
+        for _ in range(spec["repeats"]):
+            started = time.perf_counter()
+            product(a, b).numpy()
+            best = min(best, time.perf_counter() - started)
+        out[dtype] = 2 * n ** 3 / best
+    return out
+
+
 def job_zoo(spec) -> dict:
     """zoo.train.run on the given overrides; with `flops`, the forward FLOPs per example."""
     from zoo import registry
     from zoo.config import load_config
-    from zoo.train import run, split_preprocessing
+    from zoo.parts import split_preprocessing
+    from zoo.train import run
 
     cfg = load_config(spec["model"], overrides=spec["overrides"])
     metrics = run(cfg, spec["model_dir"])
     out = {k: metrics.get(k) for k in ("examples_per_sec", "accuracy", "loss", "wall_time_s",
                                        "epochs", "global_batch_size", "steps_per_epoch",
-                                       "train_examples", "throughput_includes_warmup")}
+                                       "train_examples", "throughput_includes_warmup",
+                                       "mixed_precision")}
     out["config"] = {"train": cfg.to_dict()["train"], "data": cfg.to_dict()["data"]}
     if spec.get("flops"):
         _, core = split_preprocessing(registry.get(spec["model"]).build(cfg.model))
@@ -450,7 +476,8 @@ def job_litert(spec) -> dict:
 
 
 JOB_KINDS = {"zoo": job_zoo, "baseline": job_baseline, "export": job_export,
-             "litert": job_litert}
+             "litert": job_litert, "peak": job_peak}
+ZOO_KINDS = ("zoo", "export", "peak")  # the rest run as their users run them
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -461,7 +488,8 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
     row = {"model": name, "data": data.source, "batch_size": bench.batch_size, "epochs": epochs,
            "zoo_overrides": bench.zoo, "baseline": f"tools/baselines/{bench.baseline}.py"}
     base_kwargs = dict(data.baseline, epochs=epochs, batch_size=bench.batch_size)
-    common = [*data.zoo, f"train.epochs={epochs}", f"train.batch_size={bench.batch_size}"]
+    common = [*data.zoo, f"train.epochs={epochs}", f"train.batch_size={bench.batch_size}",
+              "train.batch_scaling_examples=0"]  # the baseline's batch at any size
     zoo_runs, base_runs = [], []
 
     def run_zoo(label, extra, flops=False, env=None):
@@ -472,7 +500,7 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
 
     def run_baseline(label="", env=None, **extra):
         return jobs("baseline", f"{name}: classic {bench.baseline}{label}",
-                    env={**classic_env(), **(env or {})}, module=bench.baseline,
+                    env=env, module=bench.baseline,
                     kwargs=dict(base_kwargs, **extra))
 
     repeats = (args.repeats or bench.repeats[0 if args.quick else 1]) if zoo_ready else 1
@@ -486,7 +514,7 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
     if not zoo_ready:
         row["zoo_skipped"] = skip_reason
         print(f"  {name}: zoo side skipped: {skip_reason}")
-    row["training"] = training_summary(zoo_runs, base_runs, m["peak_fp32_flops"])
+    row["training"] = training_summary(zoo_runs, base_runs, m)
     row["baseline_variants"] = {
         label: run_baseline(f" ({label})", **extra)
         for label, extra in bench.baseline_variants.items() if args.features != "none"
@@ -521,13 +549,6 @@ def bench_model(name: str, bench: Bench, work: Path, jobs: Jobs, args, m: dict,
     return row
 
 
-def classic_env() -> dict:
-    """The classic recipes run as their users run them: with TensorFlow's own oneDNN choice
-    and Keras 3 as `tf.keras`, not the choices `import zoo` made for this process."""
-    import zoo
-    return zoo.caller_env()
-
-
 def ratio(a, b):
     return round(a / b, 3) if a and b else None
 
@@ -537,7 +558,9 @@ def median_of(runs: list[dict], key: str):
     return statistics.median(values) if values else None
 
 
-def training_summary(zoo_runs: list[dict], base_runs: list[dict], peak: float) -> dict:
+def training_summary(zoo_runs: list[dict], base_runs: list[dict], m: dict) -> dict:
+    """Medians of both sides' runs; with the FLOPs counted, each side's FLOP/s and its share of
+    the measured peak of the precision zoo's run computed in (bf16 for mixed_bfloat16)."""
     zoo_eps, base_eps = median_of(zoo_runs, "examples_per_sec"), median_of(
         base_runs, "examples_per_sec")
     flops = next((r["forward_flops_per_example"] for r in zoo_runs
@@ -553,6 +576,8 @@ def training_summary(zoo_runs: list[dict], base_runs: list[dict], peak: float) -
            "zoo_onednn": next((r["onednn"] for r in zoo_runs if "onednn" in r), None),
            "classic_onednn": next((r["onednn"] for r in base_runs if "onednn" in r), None),
            "errors": [r["error"] for r in zoo_runs + base_runs if "error" in r]}
+    bf16 = any(r.get("mixed_precision") == "mixed_bfloat16" for r in zoo_runs)
+    peak = (bf16 and m.get("peak_bfloat16_flops")) or m.get("peak_fp32_flops")
     if flops:
         train_flops = 3 * flops  # forward + backward (about twice the forward)
         out.update(forward_flops_per_example=flops, train_flops_per_example=train_flops)
@@ -560,6 +585,7 @@ def training_summary(zoo_runs: list[dict], base_runs: list[dict], peak: float) -
             eps = out[f"{side}_examples_per_sec"]
             if eps:
                 out[f"{side}_gflops_per_sec"] = round(train_flops * eps / 1e9, 2)
+            if eps and peak:
                 out[f"{side}_fraction_of_peak"] = round(train_flops * eps / peak, 4)
     return out
 
@@ -654,12 +680,20 @@ def tables(result: dict) -> str:
                     f"{r['latency_us']:.1f} | {fmt(r.get('latency_vs_float32'), '.2f')}x | "
                     f"{r['batch32_examples_per_sec']:,.0f} | {r['peak_rss_mb']:.0f} |")
     m = result["machine"]
-    lines += ["", f"Peak: {m['peak_fp32_flops'] / 1e9:.0f} GFLOP/s fp32 = {m['peak_rule']}. "
-              "Training FLOPs = 3 x the profiler's forward FLOPs (backward ~ 2x forward).",
+    lines += ["", f"Peak: {peak_text(m)}: {m['peak_rule']}; % of peak is of the bf16 peak for "
+              "mixed_bfloat16 runs. Training FLOPs = 3 x the profiler's forward FLOPs "
+              "(backward ~ 2x forward).",
               "", f"oneDNN kernels: TensorFlow's own default on this CPU is "
               f"{'on' if m.get('tensorflow_onednn_default') else 'off'}; zoo runs have them on"
-              f" (zoo.prefer_onednn), classic runs TensorFlow's default."]
+              f" (zoo.environment), classic runs TensorFlow's default."]
     return "\n".join(lines)
+
+
+def peak_text(m: dict) -> str:
+    """'812 GFLOP/s fp32, 1,630 GFLOP/s bf16' (or 'not measured')."""
+    parts = [f"{m[key] / 1e9:,.0f} GFLOP/s {name}" for key, name in (
+        ("peak_fp32_flops", "fp32"), ("peak_bfloat16_flops", "bf16")) if m.get(key)]
+    return ", ".join(parts) or "not measured"
 
 
 def chart(result: dict, path: Path):
@@ -752,13 +786,13 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     jobs = Jobs(work, args.timeout)
     m = machine()
+    m.update(measured_peak(jobs, m))
     command = "python -m tools.bench " + " ".join(shlex.quote(a) for a in (
         argv if argv is not None else sys.argv[1:]))
     result = {"command": command, "quick": args.quick, "machine": m,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "models": []}
     started = time.time()
-    print(f"{command}\n{m['cores']} cores, {m['cpu']}, peak {m['peak_fp32_flops'] / 1e9:.0f} "
-          f"GFLOP/s fp32 ({m['peak_rule']})")
+    print(f"{command}\n{m['cores']} cores, {m['cpu']}, peak {peak_text(m)} ({m['peak_rule']})")
     known = registry.names()
     for name in args.models:
         print(f"{name}:")

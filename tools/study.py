@@ -1,15 +1,16 @@
 """`python -m tools.study [--model=textcls|mnist_cnn] [--quick] [--out=DIR]`: cross-validates a
 model's default recipe against its classic Keras recipe on the real data in ../shared.
 
-textcls: disjoint slices of SST-2's train.tsv per training-set size (3 slices of 2,000 and of
-8,000 sentences, 2 of 30,000, the full 67,349 once), each trained with every seed and
+textcls: disjoint slices of SST-2's train.tsv per training-set size (3 slices of 2,000, 8,000
+and 15,000 sentences, 2 of 30,000, the full 67,349 once), each trained with every seed and
 evaluated on all of dev.tsv (872). The slices start at row 0 and follow each other:
 train[0:2000], train[2000:4000], ...; train[0:8000], train[8000:16000], ...; train[0:30000],
 train[30000:60000]. The last 8,000 rows, train[59349:], are in no 2k or 8k slice: the slow
 test trains on them.
 
 mnist_cnn: 5 folds of the 10,000 real test digits; fold k evaluates on digits
-[2000k:2000(k+1)] and trains on the other 8,000.
+[2000k:2000(k+1)] and trains on the other 8,000. Its classic recipe is the Keras examples'
+convnet (tools/baselines/mnist_convnet.py); `classic@30` runs it at the default's 30 epochs.
 
 Each slice or fold is written once under DIR/data as the files both recipes read (train.tsv +
 dev.tsv; or one t10k IDX pair ordered train part, then eval part), so the zoo side runs the
@@ -21,9 +22,10 @@ after changing a model's code. DIR gets `study.json` (every run) and `study.md` 
 table: per size and recipe, mean, standard deviation, min and max over slices x seeds, and
 the worst slice's gap to the classic recipe, seeds averaged per slice).
 
-Recipes: `default` (the YAML defaults), `classic` (the classic recipe at its own 3 epochs),
-`classic@E` (at E epochs), and variants `NAME:KEY=VALUE,KEY=VALUE` of the default (`--set`
-overrides, e.g. `mean8:model.pooling=mean,train.epochs=8`).
+Recipes: `default` (the YAML defaults), `classic` (the classic recipe at its own epochs: 3
+for textcls, 15 for mnist_cnn), `classic@E` (at E epochs), and variants
+`NAME:KEY=VALUE,KEY=VALUE` of the default (`--set` overrides, e.g.
+`mean8:model.pooling=mean,train.epochs=8` or `wide:model.conv_filters=[64,128]`).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,12 +45,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SST2_ROWS = 67_349
-TEXT_SIZES = (2000, 8000, 30000, SST2_ROWS)
+TEXT_SIZES = (2000, 8000, 15000, 30000, SST2_ROWS)
 MAX_SLICES = 3
 HELD_OUT = (SST2_ROWS - 8000, SST2_ROWS)  # the slow test's slice; in no 2k/8k slice
 MNIST_FOLDS = 5
 CLASSIC = {"textcls": "tools.baselines.textcls_classic",
-           "mnist_cnn": "tools.baselines.mnist_classic"}
+           "mnist_cnn": "tools.baselines.mnist_convnet"}
 THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -105,12 +108,14 @@ def parse_recipe(text: str) -> dict:
     if text == "default":
         return {"name": "default", "side": "zoo", "set": []}
     if text.startswith("classic"):
-        epochs = int(text.partition("@")[2] or 3)
-        return {"name": text, "side": "classic", "epochs": epochs}
+        epochs = text.partition("@")[2]  # none: the recipe's own
+        return {"name": text, "side": "classic", "epochs": int(epochs) if epochs else None}
     name, sep, sets = text.partition(":")
     if not sep:
         raise SystemExit(f"bad recipe {text!r}: default, classic[@E] or NAME:KEY=VALUE,...")
-    return {"name": name, "side": "zoo", "set": [s for s in sets.split(",") if s]}
+    # split at the commas that start a KEY=: a list value keeps its own ("KEY=[32,64]")
+    return {"name": name, "side": "zoo",
+            "set": [s for s in re.split(r",(?=[\w.]+=)", sets) if s]}
 
 
 def jobs_for(model: str, recipes: list[dict], sizes, seeds, out: Path, slices: int) -> list:
@@ -163,7 +168,8 @@ def run_job(out: Path, job: dict) -> dict:
         cmd += [f"--set={s}" for s in r["set"]]
     else:
         cmd = [sys.executable, "-m", "tools.study", "--classic_worker", job["model"],
-               job["data"], str(r["epochs"]), str(job["seed"]), str(directory / "classic.json")]
+               job["data"], str(r["epochs"] or 0), str(job["seed"]),
+               str(directory / "classic.json")]
     started = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **THREAD_ENV},
                           capture_output=True, text=True)
@@ -193,7 +199,8 @@ def classic_worker(model: str, data: str, epochs: int, seed: int, path: str):
     else:
         import keras
     keras.utils.set_random_seed(seed)
-    result = importlib.import_module(CLASSIC[model]).run(data, epochs=epochs)
+    recipe = importlib.import_module(CLASSIC[model]).run
+    result = recipe(data, epochs=epochs) if epochs else recipe(data)
     result["wall_time_s"] = round(time.time() - started, 3)
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
 

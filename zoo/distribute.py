@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
 
 
 def cluster_size(tf_config: str | None = None) -> int:

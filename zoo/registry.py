@@ -4,18 +4,25 @@
     def build(cfg: MnistCnnConfig) -> tf_keras.Model: ...
 
 A builder returns an uncompiled tf-keras model whose inputs are what a client has (uint8
-pixels, raw strings), preprocessing inside. Model modules import TensorFlow only inside their
-builders, so listing the registry and checking configs stays fast.
+pixels, raw strings), preprocessing inside. The registry imports every module and package
+of `zoo.models` when it is first asked (a model's registers it; a shared helper such as
+`blocks` registers nothing), so a new model is its module alone; zoo/configs/<name>.yaml,
+optional, adds defaults beyond its config class. These modules import TensorFlow only inside
+functions, so listing the registry and checking configs stays fast.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
+from pathlib import Path
 from typing import Callable
 
+from zoo import schema
+from zoo.errors import ConfigError
+
 TASKS = ("image_classification", "text_classification")
-MODEL_MODULES = ("zoo.models.mnist_cnn", "zoo.models.imgcls", "zoo.models.textcls",
-                 "zoo.models.bert")
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +60,15 @@ def register(name: str, *, task: str, config: type, description: str = "",
     return decorator
 
 
+def model_modules() -> list[str]:
+    """The model modules: every module and package in zoo/models but `__main__`."""
+    return [f"zoo.models.{m.name}" for m in pkgutil.iter_modules([str(MODELS_DIR)])
+            if not m.name.startswith("_")]
+
+
 def _load_all():
-    for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:  # a model module that exists but fails to import is a bug
-                raise
+    for module in model_modules():
+        importlib.import_module(module)
 
 
 def names() -> list[str]:
@@ -70,8 +79,6 @@ def names() -> list[str]:
 
 def get(name: str) -> Entry:
     """The entry for `name`; an unknown name fails with the list of known ones."""
-    from zoo.config import ConfigError
-
     _load_all()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
@@ -80,10 +87,8 @@ def get(name: str) -> Entry:
 
 def create_model(name: str, **overrides):
     """Builds model `name` from its default config with field `overrides` (timm style)."""
-    from zoo.config import load_config
-
     sets = [f"model.{k}={_yaml_value(v)}" for k, v in overrides.items()]
-    cfg = load_config(name, overrides=sets)
+    cfg = schema.experiment(name, get(name).config, overrides=sets)
     return get(name).build(cfg.model)
 
 

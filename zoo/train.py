@@ -19,22 +19,28 @@ from zoo import registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, read_yaml, set_field
 from zoo.data import FORMS, DataError
 from zoo.files import resolved_path, run_file_keys, stored_path, write_atomic
+from zoo.parts import split_preprocessing
 from zoo.resume import ResumeError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
-flags.DEFINE_string("config", None, "YAML config (default: zoo/configs/<model>.yaml)")
-flags.DEFINE_string("dataset", None, f"{FORMS} (default: the config's data.dataset; `sample` "
-                    "is real data shipped in the package: MNIST's test digits for image "
-                    "models, SST-2 for text models)")
-flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
-flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
-flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
-flags.DEFINE_integer("epochs", None, "number of epochs")
-flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas")
-flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
-flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
-flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
+def define_flags():
+    """Defines the CLI's flags in absl's FLAGS: when the CLI starts, not when zoo.train is
+    imported, so a program importing it keeps its own flags."""
+    flags.DEFINE_string("model", None, "registered model name (python -m zoo.models lists them)")
+    flags.DEFINE_string("config", None, "YAML config (default: zoo/configs/<model>.yaml)")
+    flags.DEFINE_string("dataset", None, f"{FORMS} (default: the config's data.dataset; `sample` "
+                        "is real data shipped in the package: MNIST's test digits for image "
+                        "models, SST-2 for text models)")
+    flags.DEFINE_string("model_dir", None, "output directory (default: runs/<model>)")
+    flags.DEFINE_string("strategy", None, "auto, cpu, gpu, mirrored, multi_worker or tpu")
+    flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (or auto)")
+    flags.DEFINE_integer("epochs", None, "number of epochs")
+    flags.DEFINE_integer("batch_size", None, "global batch size, split over replicas, at any "
+                         "training-set size (sets train.batch_scaling_examples=0)")
+    flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (0 = one pass over the data)")
+    flags.DEFINE_multi_string("set", [], "config override SECTION.KEY=VALUE, repeatable")
+    flags.DEFINE_bool("verbose", False, "also log the INFO lines of TensorFlow and other libraries")
+
 
 FLAG_KEYS = {"dataset": "data.dataset", "strategy": "train.strategy", "tpu": "train.tpu",
              "epochs": "train.epochs", "batch_size": "train.batch_size",
@@ -52,6 +58,8 @@ def config_from_flags() -> ExperimentConfig:
         value = getattr(FLAGS, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if FLAGS.batch_size is not None:  # the batch asked for, not a scaled one
+        overrides.append("train.batch_scaling_examples=0")
     return load_config(FLAGS.model, FLAGS.config, overrides)
 
 
@@ -71,7 +79,8 @@ def saved_run(model_dir: Path, model_name: str) -> dict | None:
 # what decides which batches each step of a run sees: a run resumed with another value would
 # go on as if nothing changed (only train.epochs may grow)
 RESUME_KEYS = ("data.dataset", "data.train_split", "data.eval_split", "data.max_examples",
-               "data.synthetic_examples", "train.batch_size", "train.steps_per_epoch")
+               "data.synthetic_examples", "train.batch_size", "train.batch_scaling_examples",
+               "train.steps_per_epoch")
 
 
 def check_same_training(model_dir: Path, cfg: ExperimentConfig):
@@ -120,6 +129,16 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
+def scaled_batch_size(t, train_examples: int) -> int:
+    """The global batch: `t.batch_size`, or with `t.batch_scaling_examples` = N set,
+    batch_size * sqrt(train_examples / N) rounded to a multiple of 8 (at least 8). Steps per
+    epoch then grow with the square root of the data, not in proportion (docs/defaults.md)."""
+    if not t.batch_scaling_examples:
+        return t.batch_size
+    scaled = t.batch_size * (train_examples / t.batch_scaling_examples) ** 0.5
+    return max(8, 8 * round(scaled / 8))
+
+
 def make_optimizer(cfg, total_steps: int):
     """The optimizer with its learning-rate schedule (warm-up, then constant/cosine/linear)."""
     import tf_keras as keras
@@ -157,18 +176,6 @@ def track_random_state(model):
     model.random_states = [
         layer._random_generator._generator for layer in model.submodules
         if getattr(getattr(layer, "_random_generator", None), "_generator", None) is not None]
-
-
-def split_preprocessing(model):
-    """(preprocess layer or None, model to train).
-
-    A text model names its tokenizer layer `preprocessor` and the rest `core`: training maps
-    the tokenizer over the input pipeline and fits the core; checkpoints hold the core.
-    """
-    names = {layer.name for layer in model.layers}
-    if {"preprocessor", "core"} <= names:
-        return model.get_layer("preprocessor"), model.get_layer("core")
-    return None, model
 
 
 def set_threads(intra: int, inter: int):
@@ -261,9 +268,6 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     replicas = strategy.num_replicas_in_sync
     strategy_name = distribute.describe(strategy)
     logging.info("strategy: %s with %d replica(s), because %s", strategy_name, replicas, why)
-    if t.batch_size % replicas:
-        raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the "
-                          f"{replicas} replicas of {strategy_name}")
     chief = strategy.extended.should_checkpoint
 
     train_ds, eval_ds, info = data.load(cfg, entry.task)
@@ -280,12 +284,20 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
     if cfg.data.max_eval_examples:
         eval_ds = eval_ds.take(cfg.data.max_eval_examples)
         info.eval_examples = min(info.eval_examples, cfg.data.max_eval_examples)
-    steps_per_epoch = t.steps_per_epoch or info.train_examples // t.batch_size
+    batch_size = scaled_batch_size(t, info.train_examples)
+    batch_text = f"train.batch_size={t.batch_size}" + (
+        f" (scaled to {batch_size} for {info.train_examples} examples by "
+        f"train.batch_scaling_examples={t.batch_scaling_examples})" if batch_size != t.batch_size
+        else "")
+    if batch_size % replicas:
+        raise ConfigError(f"{batch_text} is not divisible by the {replicas} replicas of "
+                          f"{strategy_name}")
+    steps_per_epoch = t.steps_per_epoch or info.train_examples // batch_size
     if steps_per_epoch < 1:
-        raise ConfigError(f"train.batch_size={t.batch_size} is larger than the "
-                          f"{info.train_examples} training examples")
-    logging.info("data: %s, %d train / %d eval examples, %d classes", info.source,
-                 info.train_examples, info.eval_examples, info.num_classes)
+        raise ConfigError(f"{batch_text} is larger than the {info.train_examples} training "
+                          "examples")
+    logging.info("data: %s, %d train / %d eval examples, %d classes; batch %d", info.source,
+                 info.train_examples, info.eval_examples, info.num_classes, batch_size)
 
     import shutil
     import tempfile
@@ -341,12 +353,12 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
 
     pipeline = dict(cache=cfg.data.cache, seed=t.seed, preprocess=preprocess,
                     prefetch=cfg.data.prefetch)
-    train_batches = data.batched(train_ds, t.batch_size, True, repeat=True,
+    train_batches = data.batched(train_ds, batch_size, True, repeat=True,
                                  shuffle_buffer=cfg.data.shuffle_buffer, **pipeline)
     # the batches an uninterrupted run would see next
     train_batches = train_batches.skip(start.epoch * steps_per_epoch + start.step)
-    eval_batches = data.batched(eval_ds, t.batch_size, False, **pipeline)
-    eval_steps = -(-info.eval_examples // t.batch_size)  # steps_per_execution needs a count
+    eval_batches = data.batched(eval_ds, batch_size, False, **pipeline)
+    eval_steps = -(-info.eval_examples // batch_size)  # steps_per_execution needs a count
 
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     every = min(t.checkpoint_every_steps or steps_per_epoch, steps_per_epoch)
@@ -354,7 +366,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         # batch-level always, so a backup a signal asks for mid-epoch resumes there
         str(model_dir / "backup"), delete_checkpoint=False,
         save_freq=max(1, -(-every // t.steps_per_execution)))
-    meter = ThroughputMeter(t.batch_size, start.step)
+    meter = ThroughputMeter(batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
         meter,  # first: an epoch's last mark precedes the backup taken at its last step, so
@@ -400,7 +412,7 @@ def _train(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         "mixed_precision": precision,
         "replicas": replicas,
         "epochs": t.epochs,
-        "global_batch_size": t.batch_size,
+        "global_batch_size": batch_size,
         "steps_per_epoch": steps_per_epoch,
         "train_examples": info.train_examples,
         "eval_examples": info.eval_examples,
@@ -493,8 +505,12 @@ def main(argv):
 
 
 def entry_point():
-    """Console entry: quiet TensorFlow's C++ logs unless asked, then run absl's app."""
+    """Console entry: the CLI's TensorFlow settings (zoo.environment), TensorFlow's C++ logs
+    quiet unless asked, then absl's app."""
+    from zoo import environment
+    environment.use_cli_settings()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
     logging.set_verbosity(logging.INFO)
     app.run(main)
 

@@ -18,6 +18,19 @@ def result(timer, accuracy: float, epochs: int, batch_size: int, train_examples:
             "epochs": epochs, "batch_size": batch_size, "train_examples": train_examples}
 
 
+def fit_and_score(keras, model, train, test, loss: str, epochs: int, batch_size: int,
+                  verbose="auto") -> dict:
+    """The classic scripts' ending: compile with Adam, `fit` on the NumPy arrays (timed),
+    `evaluate` on the test arrays; `result`'s dict."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    model.compile(loss=loss, optimizer="adam", metrics=["accuracy"])
+    timer = meter(keras, batch_size)
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
+              validation_data=(x_test, y_test), callbacks=[timer], verbose=verbose)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return result(timer, accuracy, epochs, batch_size, len(x_train))
+
+
 def main(run, doc: str):
     """`python -m tools.baselines.NAME --data=DIR [--epochs=N] [--max_train=N]`."""
     parser = argparse.ArgumentParser(description=doc)

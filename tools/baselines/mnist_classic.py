@@ -2,8 +2,8 @@
 [0, 1], a `Sequential` model, `model.fit(x, y, batch_size=128)`.
 
 The network is zoo's tutorial configuration of `mnist_cnn` (conv_filters=[32],
-dense_units=128, dropout=0, no batch norm, no augmentation): Conv2D(32, 3x3, relu),
-MaxPooling 2x2, Flatten, Dense(128, relu), Dense(10, softmax). A user loads the arrays with
+convs_per_block=1, dense_units=128, dropout=0, no batch norm, no augmentation):
+Conv2D(32, 3x3, relu), MaxPooling 2x2, Flatten, Dense(128, relu), Dense(10, softmax). A user loads the arrays with
 `keras.datasets.mnist.load_data()`; offline they come from IDX files in `data_dir`.
 """
 from __future__ import annotations
@@ -22,15 +22,20 @@ def load(data_dir, max_train: int = 0, train_examples: int = 8000):
     return (images[:n], labels[:n]), (images[train_examples:], labels[train_examples:])
 
 
+def load_scaled(data_dir, max_train: int = 0):
+    """`load`'s arrays as the Keras examples feed them: float32 [N, 28, 28, 1] in [0, 1]."""
+    (x_train, y_train), (x_test, y_test) = load(data_dir, max_train)
+    scale = lambda x: x.astype("float32")[..., None] / 255.0
+    return (scale(x_train), y_train), (scale(x_test), y_test)
+
+
 def run(data_dir, epochs: int = 3, batch_size: int = 128, max_train: int = 0) -> dict:
     import keras
     from keras import layers
 
-    from tools.baselines.common import meter, result
+    from tools.baselines.common import fit_and_score
 
-    (x_train, y_train), (x_test, y_test) = load(data_dir, max_train)
-    x_train = x_train.astype("float32")[..., None] / 255.0
-    x_test = x_test.astype("float32")[..., None] / 255.0
+    train, test = load_scaled(data_dir, max_train)
 
     model = keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
@@ -40,13 +45,8 @@ def run(data_dir, epochs: int = 3, batch_size: int = 128, max_train: int = 0) ->
         layers.Dense(128, activation="relu"),
         layers.Dense(10, activation="softmax"),
     ])
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
-                  metrics=["accuracy"])
-    timer = meter(keras, batch_size)
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
-              validation_data=(x_test, y_test), callbacks=[timer])
-    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    return result(timer, accuracy, epochs, batch_size, len(x_train))
+    return fit_and_score(keras, model, train, test, "sparse_categorical_crossentropy", epochs,
+                         batch_size)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def run(data_dir, epochs: int = 3, batch_size: int = 32, max_train: int = 0,
     from tf_keras.preprocessing.sequence import pad_sequences
     from tf_keras.preprocessing.text import Tokenizer
 
-    from tools.baselines.common import meter, result
+    from tools.baselines.common import fit_and_score
 
     train_text, train_labels = read_tsv(Path(data_dir) / "train.tsv")
     test_text, test_labels = read_tsv(Path(data_dir) / "dev.tsv")
@@ -47,12 +47,8 @@ def run(data_dir, epochs: int = 3, batch_size: int = 32, max_train: int = 0,
         layers.Dense(16, activation="relu"),
         layers.Dense(1, activation="sigmoid"),
     ])
-    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
-    timer = meter(keras, batch_size)
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
-              validation_data=(x_test, y_test), callbacks=[timer], verbose=2)
-    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    return result(timer, accuracy, epochs, batch_size, len(x_train))
+    return fit_and_score(keras, model, (x_train, y_train), (x_test, y_test),
+                         "binary_crossentropy", epochs, batch_size, verbose=2)
 
 
 if __name__ == "__main__":

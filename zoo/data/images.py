@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import (SAMPLE_DIR, DataError, DatasetInfo, DatasetSpec, check_dir, parse_split,
-                      slice_indices)
+from zoo.data.specs import (SAMPLE_DIR, DatasetInfo, DatasetSpec, check_dir, parse_split,
+                            slice_indices)
+from zoo.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"GIF8": "GIF"}

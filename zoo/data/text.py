@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import (SAMPLE_DIR, DataError, DatasetInfo, DatasetSpec, check_dir, parse_split,
-                      slice_indices)
+from zoo.data.specs import (SAMPLE_DIR, DatasetInfo, DatasetSpec, check_dir, parse_split,
+                            slice_indices)
+from zoo.errors import DataError
 
 TEXT_COLUMNS = ("sentence", "text", "review", "description", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "sentiment")

@@ -7,7 +7,7 @@ import socket
 
 from absl import logging
 
-from zoo.data import DataError
+from zoo.errors import DataError
 
 PROBE_HOSTS = ("storage.googleapis.com",)
 LOCAL_ALTERNATIVES = {

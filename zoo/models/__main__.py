@@ -2,10 +2,8 @@
 parameters)."""
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from zoo import registry  # noqa: E402
-from zoo.config import load_config  # noqa: E402
+from zoo import environment, registry
+from zoo.config import load_config
 
 
 def table() -> str:
@@ -19,4 +17,6 @@ def table() -> str:
 
 
 if __name__ == "__main__":
+    environment.use_cli_settings()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(table())

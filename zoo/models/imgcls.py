@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from zoo.config import ConfigError, bounded, choice, listed
+from zoo.errors import ConfigError
+from zoo.schema import bounded, choice, listed
 from zoo.models.blocks import check_conv_stack, conv_stack
 from zoo.registry import register
 

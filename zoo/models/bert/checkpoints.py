@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
 
 
 class CheckpointError(ConfigError):

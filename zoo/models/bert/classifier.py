@@ -14,7 +14,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from zoo.config import ConfigError, bounded, choice
+from zoo import parts
+from zoo.errors import ConfigError
+from zoo.schema import bounded, choice
 from zoo.models import wordpiece
 from zoo.models.bert import presets
 from zoo.registry import register
@@ -103,7 +105,8 @@ def load_pretrained(model, cfg: BertConfig):
     """Loads `cfg.checkpoint`'s encoder weights into a freshly built `bert` model."""
     if cfg.checkpoint:
         from zoo.models.bert import checkpoints
-        checkpoints.load_into(model.get_layer("core").get_layer("encoder"), cfg.checkpoint)
+        encoder = parts.split_preprocessing(model).core.get_layer("encoder")
+        checkpoints.load_into(encoder, cfg.checkpoint)
 
 
 def build_encoder(cfg: BertConfig, vocab_size: int):
@@ -137,8 +140,9 @@ def build(cfg: BertConfig):
     x = layers.Dense(cfg.num_classes, name="logits",
                      kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(x)
     probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    core = keras.Model(inputs, probabilities, name="core")
+    core = keras.Model(inputs, probabilities, name=parts.CORE)
 
     text = keras.Input((), dtype="string", name="text")
-    preprocessor = BertTokenizer(tokens, cfg.lower_case, cfg.max_length, name="preprocessor")
+    preprocessor = BertTokenizer(tokens, cfg.lower_case, cfg.max_length,
+                                 name=parts.PREPROCESSOR)
     return keras.Model(text, core(preprocessor(text)), name="bert")

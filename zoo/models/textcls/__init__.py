@@ -3,8 +3,8 @@
     text -> the phone's WordPiece tokenizer (in the graph) -> BERT's three inputs
          [+ hashed n-gram ids] -> word embeddings -> pooling -> [dense] -> softmax
 
-The tokenizer is the layer named `preprocessor` and the rest the sub-model `core`: training
-tokenizes in the input pipeline and fits `core`; the exported models keep both. It splits
+The tokenizer is the model's preprocessor and the rest its core (`zoo.parts`): training
+tokenizes in the input pipeline and fits the core; the exported models keep both. It splits
 text as MediaPipe Tasks' BertTokenizer does (`zoo.models.wordpiece`), and the core takes that
 tokenizer's three inputs (`input_word_ids`, `input_mask`, `input_type_ids`; only the first is
 read), so an app classifying through MediaPipe feeds the model the ids it learned on.
@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from zoo.config import ConfigError, bounded, choice
+from zoo import parts
+from zoo.errors import ConfigError
+from zoo.schema import bounded, choice
 from zoo.models import wordpiece
 from zoo.registry import register
 
@@ -26,10 +28,10 @@ class TextClsConfig:
                              doc="learned from the training split: its most frequent words "
                                  "(others are [UNK]) or WordPiece sub-words")
     vocab_size: int = bounded(20_000, low=16, doc="size of the learned vocabulary")
-    min_word_count: int = bounded(3, low=1, doc="words vocabulary: a word is kept when the "
+    min_word_count: int = bounded(2, low=1, doc="words vocabulary: a word is kept when the "
                                   "training split has it at least this often; rarer words "
-                                  "train [UNK], which then stands for unseen words (SST-2 "
-                                  "keeps 12,664 of its 13,811 words)")
+                                  "train [UNK], which then stands for unseen words (all of "
+                                  "SST-2's training split keeps 13,385 words)")
     vocab_file: str = ""  # the run's vocabulary; learned from the training split when empty
     max_length: int = bounded(128, low=3, doc="tokens per text, [CLS] and [SEP] included; "
                               "longer texts are truncated")
@@ -58,7 +60,7 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
     import tf_keras as keras
     from tf_keras import layers
     from zoo.models.bert.encoder import INPUTS
-    from zoo.models.text_layers import MaskedPooling, TokenDropout
+    from zoo.models.textcls.layers import MaskedPooling, TokenDropout
 
     inputs = {name: keras.Input((cfg.max_length,), dtype="int32", name=name) for name in INPUTS}
     tables = {"input_word_ids": vocab_size}
@@ -84,7 +86,7 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
         x = layers.Dense(cfg.dense_units, activation="relu")(x)
     x = layers.Dense(cfg.num_classes)(x)
     probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, probabilities, name="core")
+    return keras.Model(inputs, probabilities, name=parts.CORE)
 
 
 def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
@@ -114,10 +116,10 @@ def build(cfg: TextClsConfig):
         raise ConfigError(f"{cfg.vocab_file}: the first token is {vocabulary[0]!r}; textcls "
                           f"pads with id 0 and expects {wordpiece.PAD!r} there")
     import tf_keras as keras
-    from zoo.models.text_layers import Tokenize
+    from zoo.models.textcls.layers import Tokenize
 
     text = keras.Input((), dtype="string", name="text")
     tokens = Tokenize(vocabulary, cfg.max_length, cfg.ngrams, cfg.ngram_buckets,
-                      name="preprocessor")(text)
+                      name=parts.PREPROCESSOR)(text)
     probabilities = build_core(cfg, len(vocabulary))(tokens)
     return keras.Model(text, probabilities, name="textcls")
