@@ -30,9 +30,10 @@ def test_default_mnist_cnn_beats_the_classic_convnet_on_real_digits(real_mnist_r
     print(f"mnist_cnn default on real digits: accuracy {metrics['accuracy']:.4f}, "
           f"{metrics['wall_time_s']:.1f} s, {metrics['examples_per_sec']:.0f} examples/s")
     assert metrics["eval_examples"] == 2000 and metrics["train_examples"] == 8000
-    # Seeds 42, 1, 2 gave 99.0, 99.1, 99.2% on the AVX2 EPYC; seed 42 gave 98.85% on the
-    # AVX-512 Xeon. The bar: the worst-fold aim, 98.5%, 0.35 points under the worst.
-    assert metrics["accuracy"] >= 0.985
+    # This split is fold 4 of `python -m tools.study --model=mnist_cnn` (docs/defaults.md; the
+    # default was chosen on folds 0 and 1): seeds 42, 1, 2 gave 99.45, 99.50, 99.65% on the AVX2
+    # EPYC, every fold and seed 98.90-99.65%. The bar sits 0.45 point under this fold's worst.
+    assert metrics["accuracy"] >= 0.99
 
 
 @pytest.mark.slow

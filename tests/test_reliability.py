@@ -47,6 +47,8 @@ def digest(model_dir):
 
 
 def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+    """Killed mid-epoch, the rerun resumes from the last backup (not epoch 1), ends with the
+    uninterrupted run's weights, and a third run of the finished run only evaluates."""
     def extra(steps_per_execution):
         return ["--epochs=3", "--set=train.checkpoint_every_steps=16",
                 f"--set=train.steps_per_execution={steps_per_execution}",
@@ -60,11 +62,23 @@ def test_sigkill_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path
         wait_for(proc, "epoch 2/3 step 48/64")
         proc.kill()
         proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL and not (killed / "metrics.json").exists()
         result = train_cli(killed, *extra(steps_per_execution))
         assert result.returncode == 0, result.stderr
-        assert re.search(r"resumed from epoch 2, step (32|48) of", result.stderr), result.stderr
+        resumed = re.search(r"resumed from epoch 2, step (32|48) of (\S+)", result.stderr)
+        assert resumed and resumed[2] == str(killed), result.stderr
+        assert "epoch 1/3 step" not in result.stderr  # the first epoch is not trained again
+        metrics = json.loads((killed / "metrics.json").read_text())
+        assert metrics["resumed_from"] == {"epoch": 2, "step": int(resumed[1])}
         # same seed, deterministic ops, data and random-layer state restored: tolerance 0
         assert digest(killed) == digest(tmp_path / "whole"), steps_per_execution
+
+    again = train_cli(killed, *extra(8))  # finished: nothing trained, its final weights evaluated
+    assert f"{killed} holds a finished run (3 epochs)" in again.stderr, again.stderr
+    assert "epoch 3/3 step" not in again.stderr
+    kept = json.loads((killed / "metrics.json").read_text())
+    for key in ("accuracy", "weights_sha256", "resumed_from", "examples_per_sec"):
+        assert kept[key] == metrics[key], key
 
 
 def test_same_seed_and_config_train_to_identical_weights(tmp_path):
@@ -93,6 +107,24 @@ def test_sigterm_writes_a_backup_and_the_rerun_resumes_there(tmp_path):
     result = train_cli(tmp_path, *extra)
     assert result.returncode == 0, result.stderr
     assert f"resumed from epoch 1, step {step} of {tmp_path}" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_run_with_epoch_backups_only_and_it_resumes(tmp_path, signum):
+    # the old code installed the handlers but read them only with mid-epoch backups on:
+    # the run ignored the signal and trained to its end
+    extra = ["--epochs=2", "--set=train.checkpoint_every_steps=0"]
+    proc = start_cli(tmp_path, *extra)
+    wait_for(proc, "epoch 1/2 step 30/64")
+    proc.send_signal(signum)
+    log = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signum, log
+    name = signal.Signals(signum).name
+    stopped = re.search(rf"stopped by {name} at epoch 1, step (\d+): backup written to", log)
+    assert stopped, log
+    result = train_cli(tmp_path, *extra)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed from epoch 1, step {stopped[1]} of {tmp_path}" in result.stderr
 
 
 def test_corrupt_latest_backup_falls_back_to_the_last_epoch_checkpoint(tmp_path):

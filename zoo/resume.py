@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
+import uuid
 
 from absl import logging
 
@@ -40,41 +40,45 @@ def unreadable(prefix: str) -> str | None:
     return None
 
 
-def _backup_point(latest: str, steps_per_epoch: int, batch_level: bool) -> ResumePoint:
+def _backup_point(latest: str, steps_per_epoch: int) -> ResumePoint:
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(latest)
     value = lambda name: int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
     epoch, batch = value("ckpt_saved_epoch"), value("ckpt_saved_batch")
     # the way BackupAndRestore continues: after the saved batch, or at the next epoch
-    if batch_level and 0 <= batch < steps_per_epoch - 1:
+    if 0 <= batch < steps_per_epoch - 1:
         return ResumePoint(epoch, batch + 1, source=latest)
     return ResumePoint(epoch + 1, 0, source=latest)
 
 
-def find(model_dir: str | Path | RunDir, steps_per_epoch: int,
-         batch_level: bool) -> ResumePoint:
-    """The resume point of the run in `model_dir` (a fresh start when it holds none)."""
+def find(model_dir, steps_per_epoch: int, chief: bool = True) -> ResumePoint:
+    """The resume point of the run in `model_dir` (a path, URL or RunDir; a fresh start when it
+    holds none). Only the `chief` moves an unreadable backup aside; other workers only read
+    (shared storage)."""
     import tensorflow as tf
 
-    run_dir = RunDir(model_dir)
-    backup = Path(run_dir.chief_backup)
-    had_backup = backup.is_dir() and any(backup.iterdir())
+    gfile, run_dir = tf.io.gfile, RunDir(model_dir)
+    backup = run_dir.chief_backup
+    had_backup = gfile.isdir(backup) and bool(gfile.listdir(backup))
     if had_backup:
-        latest = tf.train.latest_checkpoint(str(backup))
+        latest = tf.train.latest_checkpoint(backup)
         why = unreadable(latest) if latest else "no checkpoint state file"
         if why is None:
-            return _backup_point(latest, steps_per_epoch, batch_level)
-        aside = backup.with_name(f"chief.unreadable-{int(time.time())}")
-        backup.rename(aside)
-        logging.warning("backup %s is unreadable (%s); moved it to %s", latest or backup, why,
-                        aside)
-    epochs = sorted(Path(run_dir.checkpoints).glob(f"{EPOCH_PREFIX}*.index"), reverse=True)
+            return _backup_point(latest, steps_per_epoch)
+        if chief:  # a name of its own: two restarts in one second don't collide
+            aside = f"{backup}.unreadable-{int(time.time())}-{uuid.uuid4().hex[:8]}"
+            gfile.rename(backup, aside)
+            logging.warning("backup %s is unreadable (%s); moved it to %s", latest or backup,
+                            why, aside)
+        else:
+            logging.warning("backup %s is unreadable (%s)", latest or backup, why)
+    epochs = sorted(gfile.glob(f"{run_dir.checkpoints}/{EPOCH_PREFIX}*.index"), reverse=True)
     for index in epochs:
-        prefix = str(index.with_suffix(""))
+        prefix = index[:-len(".index")]
         why = unreadable(prefix)
         if why is None:
-            epoch = int(index.stem.removeprefix(EPOCH_PREFIX))
+            epoch = int(prefix.rsplit("/", 1)[-1].removeprefix(EPOCH_PREFIX))
             logging.warning("resuming from the epoch checkpoint %s", prefix)
             return ResumePoint(epoch, 0, weights=prefix, source=prefix)
         logging.warning("epoch checkpoint %s is unreadable (%s)", prefix, why)

@@ -231,7 +231,7 @@ class Callbacks:
     """fit's callbacks, with the two the run reads back."""
     all: list
     meter: object       # zoo.callbacks.ThroughputMeter
-    stopper: object     # zoo.callbacks.GracefulStop
+    stopper: object     # zoo.callbacks.GracefulStop; None under MultiWorkerMirrored
 
 
 @dataclasses.dataclass
@@ -371,13 +371,14 @@ def build_model(entry, model_cfg, t, strategy, steps_per_epoch: int) -> Parts:
     return parts
 
 
-def resume_point(trainable, run_dir: RunDir, t, steps_per_epoch: int) -> tuple[ResumePoint, bool]:
+def resume_point(trainable, run_dir: RunDir, t, steps_per_epoch: int,
+                 chief: bool) -> tuple[ResumePoint, bool]:
     """Where the run in `run_dir` goes on (`zoo.resume.find`), with `trainable` holding an
     epoch checkpoint's weights where it resumes from one; and whether it is finished (nothing
     left of t.epochs to train: the same command rerun), its final weights then loaded."""
     import tensorflow as tf
     from zoo import resume
-    start = resume.find(run_dir, steps_per_epoch, batch_level=t.checkpoint_every_steps > 0)
+    start = resume.find(run_dir, steps_per_epoch, chief=chief)
     finished = start.epoch >= t.epochs
     if start.weights:
         trainable.load_weights(start.weights)
@@ -409,17 +410,18 @@ def input_batches(data: TrainingData, data_cfg, seed: int, preprocess,
 def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
                    start: ResumePoint) -> Callbacks:
     """Throughput, backups (every t.checkpoint_every_steps or each epoch), epoch checkpoints,
-    TensorBoard, the stop on a signal (single-worker step-level backups only) and, when the
+    TensorBoard, the stop on a signal (not under MultiWorkerMirrored) and, when the
     output is no TTY, progress lines."""
     import tensorflow as tf
     import tf_keras as keras
     from zoo.callbacks import GracefulStop, ProgressLogger, StepBackup, ThroughputMeter
     steps_per_epoch = data.steps_per_epoch
-    backup = StepBackup(  # a backup at least at every epoch's end
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    every = min(t.checkpoint_every_steps or steps_per_epoch, steps_per_epoch)
+    backup = StepBackup(  # a backup at least at every epoch's end, in executions rounded up;
+        # batch-level always, so a backup a signal asks for mid-epoch resumes there
         run_dir.backup, delete_checkpoint=False,
-        save_freq=(max(1, -(-min(t.checkpoint_every_steps, steps_per_epoch)  # in executions,
-                               // t.steps_per_execution))            # rounded up
-                   if t.checkpoint_every_steps else "epoch"))
+        save_freq=max(1, -(-every // t.steps_per_execution)))
     meter = ThroughputMeter(data.batch_size, start.step)
     stopper = GracefulStop(backup)
     callbacks = [
@@ -431,9 +433,9 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(run_dir.logs, profile_batch=0),
     ]
-    if t.checkpoint_every_steps and not isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # a mid-epoch backup needs batch-level backups; a signal reaches one worker only
+    if multi_worker:  # there Ctrl-C is a KeyboardInterrupt; a SIGTERM reaches one worker only
+        stopper = None
+    else:
         callbacks.append(stopper)
     if not sys.stdout.isatty():
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
@@ -449,14 +451,14 @@ def fit_or_evaluate(trainable, batches: Batches, callbacks: Callbacks, t, start:
         results = trainable.evaluate(batches.eval, steps=batches.eval_steps, return_dict=True,
                                      verbose=0)
     else:
-        with callbacks.stopper.installed():
+        stopper = callbacks.stopper
+        with stopper.installed() if stopper else contextlib.nullcontext():
             history = trainable.fit(batches.train, epochs=t.epochs, initial_epoch=start.epoch,
                                     steps_per_epoch=steps_per_epoch, validation_data=batches.eval,
                                     validation_steps=batches.eval_steps,
                                     callbacks=callbacks.all,
                                     verbose=1 if sys.stdout.isatty() else 0)
-        stopper = callbacks.stopper
-        if stopper.stopped_at:
+        if stopper and stopper.stopped_at:
             raise Stopped(stopper.signal, *stopper.stopped_at, run_dir)
         # the last epoch's validation: these weights on the evaluation split
         results = {key[len("val_"):]: values[-1] for key, values in history.history.items()
@@ -518,7 +520,7 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
         data = load_data(cfg, entry.task, rt)
         with prepare_run_dir(cfg, entry.prepare, data, run_dir, saved, rt.chief):
             model = build_model(entry, cfg.model, t, rt.strategy, data.steps_per_epoch)
-        start, finished = resume_point(model.core, run_dir, t, data.steps_per_epoch)
+        start, finished = resume_point(model.core, run_dir, t, data.steps_per_epoch, rt.chief)
         batches = input_batches(data, cfg.data, t.seed, model.preprocessor, start)
         callbacks = make_callbacks(run_dir, t, rt.strategy, data, start)
         outcome = fit_or_evaluate(model.core, batches, callbacks, t, start, finished,

@@ -1,9 +1,14 @@
 """WordPiece tokenizers and their vocabularies.
 
-Two ways to split a text into words before WordPiece, both in the graph:
-- `bert_tokenizer`: BERT's own (tensorflow-text's `FastBertTokenizer`: optional lower-casing
-  with accent stripping, control characters removed). bert follows its checkpoint with it, and
-  it converts to TFLite as custom ops that LiteRT runs with tensorflow-text's op registrar.
+Three ways to split a text into words before WordPiece, all in the graph:
+- `bert_wordpiece` + `bert_tokenize`: exactly BERT's own tokenizer (its `tokenization.py`:
+  control characters deleted, Unicode white space splitting, CJK ideographs and punctuation
+  split off, optional lower-casing with Python's `str.lower`, NFD and accents stripped, a word
+  over 100 characters [UNK]), from per-character tables made with Python's `unicodedata`, in
+  TensorFlow's own string ops. bert follows its checkpoint with it.
+- `bert_tokenizer`: tensorflow-text's `FastBertTokenizer`, BERT's splitting as LiteRT runs it
+  (custom ops of tensorflow-text's op registrar); it differs from BERT's off ASCII (NFKC case
+  folding, control characters as spaces, U+FFFD kept, a 100-byte word limit).
 - `device_wordpiece` + `device_tokenize`: what MediaPipe Tasks' BertTokenizer computes on a
   phone: ASCII letters
   lower-cased and nothing else, the text cut at runs of ASCII white space and around every
@@ -17,18 +22,22 @@ learner, or whole-word vocabularies (the most frequent words of the split); save
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
-MAX_BYTES_PER_WORD = 100  # longer words are [UNK], on the phone and here
+MAX_BYTES_PER_WORD = 100  # longer words are [UNK] on the phone (and in textcls)
+MAX_CHARS_PER_WORD = 100  # longer words are [UNK] in BERT's own tokenizer
 
 # The splitting of MediaPipe Tasks' BertTokenizer (RE2 syntax, which tensorflow-text's
 # regex_split uses too): ASCII symbols, Unicode punctuation and the CJK ideograph blocks are
-# tokens of their own; white space separates and is dropped.
+# tokens of their own; white space separates and is dropped. BERT's own splits the same.
+_ASCII_SYMBOLS = ("21-2F", "3A-40", "5B-60", "7B-7E")
 _CJK_BLOCKS = ("4E00-9FFF", "3400-4DBF", "20000-2A6DF", "2A700-2B73F", "2B740-2B81F",
                "2B820-2CEAF", "F900-FAFF", "2F800-2FA1F")
-KEPT_DELIMITERS = "|".join([r"[!-/]", r"[:-@]", r"[\[-`]", r"[{-~]", r"[\p{P}]", *(
-    r"[\x{%s}-\x{%s}]" % tuple(block.split("-")) for block in _CJK_BLOCKS)])
+KEPT_DELIMITERS = "|".join(
+    [r"[\x{%s}-\x{%s}]" % tuple(block.split("-")) for block in _ASCII_SYMBOLS] + [r"[\p{P}]"]
+    + [r"[\x{%s}-\x{%s}]" % tuple(block.split("-")) for block in _CJK_BLOCKS])
 DELIMITERS = r"\s+|" + KEPT_DELIMITERS
 
 
@@ -112,14 +121,145 @@ def read_vocabulary(path: str | Path) -> list[str]:
 
 
 def bert_tokenizer(vocabulary: list[str], lower_case: bool):
-    """A FastBertTokenizer (BERT's basic splitting, then WordPiece) returning int32 ids,
-    unknown words as [UNK]; `lower_case` also strips accents, as BERT's uncased models do."""
+    """tensorflow-text's FastBertTokenizer over `vocabulary` (int32 ids, unknown words as
+    [UNK]; `lower_case` with accent stripping): the BERT splitting LiteRT runs, which differs
+    from BERT's off ASCII (`bert_tokenize` is BERT's own)."""
     import tensorflow as tf
     import tensorflow_text as tf_text
 
     return tf_text.FastBertTokenizer(vocabulary, token_out_type=tf.int32, unknown_token=UNK,
                                      lower_case_nfd_strip_accents=lower_case,
                                      support_detokenization=False)
+
+
+def _ranges(codepoints) -> tuple[list[int], list[int]]:
+    """(first, last) codepoints of the runs of the sorted `codepoints`."""
+    firsts, lasts = [], []
+    for cp in codepoints:
+        if lasts and lasts[-1] == cp - 1:
+            lasts[-1] = cp
+        else:
+            firsts.append(cp)
+            lasts.append(cp)
+    return firsts, lasts
+
+
+@functools.cache
+def bert_character_tables(lower_case: bool) -> dict:
+    """What BERT's basic tokenizer does to each character, from Python's `unicodedata` and
+    `str.lower` (which BERT's own tokenizer uses): `deleted` (NUL, U+FFFD, category C but tab,
+    newline and carriage return) as codepoint ranges; `keys` -> `values`, the text each other
+    changed character becomes (white space a space, punctuation spaced; uncased: lower-cased,
+    NFD with the Mn marks dropped); the `cjk` ideographs, spaced; and, uncased, the ranges of
+    characters that are `ignorable` and `cased` in Python's final-sigma rule."""
+    import unicodedata
+
+    def blocks(names):
+        return [tuple(int(end, 16) for end in block.split("-")) for block in names]
+
+    def spaced(char):
+        punctuation = (any(first <= ord(char) <= last for first, last in symbols)
+                       or unicodedata.category(char).startswith("P"))
+        return f" {char} " if punctuation else char
+
+    symbols, ideographs = blocks(_ASCII_SYMBOLS), blocks(_CJK_BLOCKS)
+    deleted, keys, values, ignorable, cased, cjk = [], [], [], [], [], []
+    for cp in range(0x110000):
+        char = chr(cp)
+        category = unicodedata.category(char)
+        if cp in (0, 0xFFFD) or (category.startswith("C") and char not in "\t\n\r"):
+            deleted.append(cp)
+            ignorable.append(cp)  # gone before lower-casing: final sigma looks through it
+            continue
+        if char in " \t\n\r" or category == "Zs" or char.isspace():
+            text = " "
+        else:
+            text = char
+            if lower_case:
+                text = "".join(c for c in unicodedata.normalize("NFD", char.lower())
+                               if unicodedata.category(c) != "Mn")
+            if any(first <= cp <= last for first, last in ideographs):
+                cjk.append(cp)
+            else:
+                text = "".join(spaced(c) for c in text)
+            if lower_case and (f"A{char}\u03a3".lower()[-1] == "\u03c2"
+                               and (char + "\u03a3").lower()[-1] == "\u03c3"):
+                ignorable.append(cp)
+            elif lower_case and (char + "\u03a3").lower()[-1] == "\u03c2":
+                cased.append(cp)
+        if text != char:
+            keys.append(cp)
+            values.append(text)
+    return {"deleted": _ranges(deleted), "keys": keys, "values": values,
+            "ignorable": _ranges(ignorable), "cased": _ranges(cased), "cjk": _ranges(cjk)}
+
+
+def _in_ranges(codepoints, ranges):
+    """bool: whether each of the int32 `codepoints` lies in one of `ranges` (firsts, lasts)."""
+    import tensorflow as tf
+
+    firsts, lasts = (tf.constant(r, tf.int32) for r in ranges)
+    at = tf.searchsorted(firsts, codepoints, side="right") - 1
+    return (at >= 0) & (codepoints <= tf.gather(lasts, tf.maximum(at, 0)))
+
+
+def _final_sigmas(codepoints, row_splits, tables):
+    """bool: which of the flat `codepoints` (rows at `row_splits`) are capital sigmas that
+    Python's str.lower makes final: a cased character before them and none after, looking
+    through case-ignorable ones, within the row."""
+    import tensorflow as tf
+
+    stops = tf.logical_not(_in_ranges(codepoints, tables["ignorable"]))
+    cased = tf.boolean_mask(_in_ranges(codepoints, tables["cased"]), stops)
+    through = tf.cumsum(tf.cast(stops, tf.int32))          # stops up to here, this one included
+    before = through - tf.cast(stops, tf.int32)             # ... before this one
+    row = tf.ragged.row_splits_to_segment_ids(row_splits, out_type=tf.int32)
+    padded = tf.concat([[0], through], 0)
+    row_first = tf.gather(padded, tf.gather(row_splits, row))      # stops before the row
+    row_last = tf.gather(padded, tf.gather(row_splits, row + 1))   # ... up to its end
+    at = lambda i: tf.gather(tf.concat([cased, [False]], 0), i)
+    cased_before = (before > row_first) & at(tf.maximum(before - 1, 0))
+    cased_after = (through < row_last) & at(through)
+    return tf.equal(codepoints, 0x3A3) & cased_before & tf.logical_not(cased_after)
+
+
+def bert_wordpiece(vocabulary: list[str]):
+    """The WordPiece step of BERT's tokenizer over `vocabulary`: words [batch, (words)] ->
+    int32 ids [batch, (words), (pieces)] (`bert_tokenize` runs the whole tokenizer); a word
+    of 100 characters fits in its byte limit."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    return tf_text.FastWordpieceTokenizer(
+        vocabulary, suffix_indicator="##", max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
+        token_out_type=tf.int32, unknown_token=UNK, no_pretokenization=True,
+        support_detokenization=False)
+
+
+def bert_tokenize(wordpiece, texts, lower_case: bool):
+    """Strings [batch] -> int32 ids [batch, (tokens)] exactly as BERT's own tokenizer makes
+    them (`bert_character_tables`, then WordPiece with a word over 100 characters [UNK]),
+    given `bert_wordpiece(vocabulary)`."""
+    import tensorflow as tf
+
+    tables = bert_character_tables(lower_case)
+    codepoints = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
+    flat = codepoints.flat_values
+    chars = tf.strings.unicode_encode(flat[:, tf.newaxis], "UTF-8")
+    keys = tf.constant(tables["keys"], tf.int32)
+    at = tf.minimum(tf.searchsorted(keys, flat), len(tables["keys"]) - 1)
+    chars = tf.where(tf.equal(tf.gather(keys, at), flat),
+                     tf.gather(tf.constant(tables["values"]), at), chars)
+    if lower_case:
+        chars = tf.where(_final_sigmas(flat, codepoints.row_splits, tables), "\u03c2", chars)
+    chars = tf.where(_in_ranges(flat, tables["cjk"]), tf.strings.join([" ", chars, " "]), chars)
+    chars = tf.where(_in_ranges(flat, tables["deleted"]), "", chars)
+    text = tf.strings.reduce_join(codepoints.with_flat_values(chars), axis=-1)
+    words = tf.strings.split(text)
+    too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
+    over_byte_limit = "\x00" * (4 * MAX_CHARS_PER_WORD + 1)  # WordPiece makes it [UNK]
+    words = words.with_flat_values(tf.where(too_long, over_byte_limit, words.flat_values))
+    return wordpiece.tokenize(words).merge_dims(-2, -1)
 
 
 def device_wordpiece(vocabulary: list[str]):

@@ -1,10 +1,11 @@
 """BERT's input in the graph: strings -> [CLS] A [SEP] (B [SEP]) as ids, mask and type ids.
 
-WordPiece runs in tensorflow-text's `FastBertTokenizer` (BERT's basic splitting, optional
-lower-casing with accent stripping), or split as MediaPipe Tasks splits on a phone
-(`splitting="device"`, see `zoo.models.wordpiece`); the rest is dense arithmetic on positions
-(no ragged trimming or concatenation ops), so BERT's splitting compiles to TFLite with the
-tokenizer as the only custom op, and every output has the static shape [batch, max_length].
+The text is split exactly as BERT's own tokenizer splits it (`splitting="bert"`), as MediaPipe
+Tasks splits it on a phone (`"device"`), or by tensorflow-text's `FastBertTokenizer` (`"litert"`:
+what LiteRT runs), see `zoo.models.wordpiece`; WordPiece follows. The rest is dense arithmetic
+on positions (no ragged trimming or concatenation ops), so the "litert" splitting compiles to
+TFLite with the tokenizer as the only custom op, and every output has the static shape
+[batch, max_length].
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ class BertTokenizer(keras.layers.Layer):
     Too long inputs are cut as Hugging Face's `longest_first` does: tokens come off the longer
     segment (the second on a tie) until [CLS] A [SEP] B [SEP] fits; [SEP] is always kept.
 
-    `splitting` is "bert" (BERT's, `lower_case` with accent stripping) or "device" (MediaPipe
-    Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused)."""
+    `splitting` is "bert" (BERT's own, `lower_case` with accent stripping), "device" (MediaPipe
+    Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused) or "litert"
+    (tensorflow-text's FastBertTokenizer, which LiteRT runs: BERT's on ASCII)."""
 
-    SPLITTINGS = ("bert", "device")
+    SPLITTINGS = ("bert", "device", "litert")
 
     def __init__(self, vocabulary: list[str], lower_case: bool = True, max_length: int = 128,
                  splitting: str = "bert", **kwargs):
@@ -44,6 +46,8 @@ class BertTokenizer(keras.layers.Layer):
         self.sep_id = self.vocabulary.index(wordpiece.SEP)
         if splitting == "device":
             self.tokenizer = wordpiece.device_wordpiece(self.vocabulary)
+        elif splitting == "bert":
+            self.tokenizer = wordpiece.bert_wordpiece(self.vocabulary)
         else:
             self.tokenizer = wordpiece.bert_tokenizer(self.vocabulary, lower_case)
 
@@ -51,6 +55,8 @@ class BertTokenizer(keras.layers.Layer):
         """(ids int32[batch, budget], lengths before truncation) of one text segment."""
         if self.splitting == "device":
             ragged = wordpiece.device_tokenize(self.tokenizer, text)
+        elif self.splitting == "bert":
+            ragged = wordpiece.bert_tokenize(self.tokenizer, text, self.lower_case)
         else:
             ragged = self.tokenizer.tokenize(text)  # [batch, (tokens)]
         return ragged.to_tensor(0, shape=[None, budget]), tf.cast(ragged.row_lengths(), tf.int32)
@@ -93,14 +99,16 @@ class BertTokenizer(keras.layers.Layer):
         return tokens
 
     def for_litert(self) -> "BertTokenizer":
-        """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: itself with BERT's
-        splitting. The device splitting (regex ops LiteRT lacks) becomes BERT's lower-casing
-        one, which gives the same ids on ASCII text; they differ on non-ASCII capitals,
-        accents, control characters and non-ASCII white space (docs/mediapipe.md)."""
-        if self.splitting == "bert":
+        """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: with the "litert"
+        splitting (BERT's and the device one use string ops LiteRT lacks), lower-casing when
+        the device splitting or `lower_case` does. It gives the same ids on ASCII text; they
+        differ on non-ASCII capitals, accents, control characters, non-ASCII white space and
+        NFKC-folded characters (docs/mediapipe.md)."""
+        if self.splitting == "litert":
             return self
-        return type(self).from_config({**self.get_config(), "splitting": "bert",
-                                       "lower_case": True, "name": f"{self.name}_litert"})
+        lower_case = self.lower_case or self.splitting == "device"
+        return type(self).from_config({**self.get_config(), "splitting": "litert",
+                                       "lower_case": lower_case, "name": f"{self.name}_litert"})
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary,
