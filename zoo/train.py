@@ -423,7 +423,8 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
         run_dir.backup, delete_checkpoint=False,
         save_freq=max(1, -(-every // t.steps_per_execution)))
     meter = ThroughputMeter(data.batch_size, start.step)
-    stopper = GracefulStop(backup)
+    # under MultiWorkerMirrored Ctrl-C is a KeyboardInterrupt; a SIGTERM reaches one worker only
+    stopper = None if multi_worker else GracefulStop(backup)
     callbacks = [
         meter,  # first: an epoch's last mark precedes the backup taken at its last step, so
                 # that backup counts as epoch-end work, like validation and the epoch's
@@ -433,9 +434,7 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(run_dir.logs, profile_batch=0),
     ]
-    if multi_worker:  # there Ctrl-C is a KeyboardInterrupt; a SIGTERM reaches one worker only
-        stopper = None
-    else:
+    if stopper is not None:
         callbacks.append(stopper)
     if not sys.stdout.isatty():
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
@@ -590,6 +589,7 @@ def define_flags():
 FLAG_KEYS = {"dataset": "data.dataset", "strategy": "train.strategy", "tpu": "train.tpu",
              "epochs": "train.epochs", "batch_size": "train.batch_size",
              "steps_per_epoch": "train.steps_per_epoch"}
+
 
 def config_from_flags() -> ExperimentConfig:
     """The resolved config: defaults <- YAML <- --set <- explicit flags."""

@@ -35,9 +35,15 @@ MAX_CHARS_PER_WORD = 100  # longer words are [UNK] in BERT's own tokenizer
 _ASCII_SYMBOLS = ("21-2F", "3A-40", "5B-60", "7B-7E")
 _CJK_BLOCKS = ("4E00-9FFF", "3400-4DBF", "20000-2A6DF", "2A700-2B73F", "2B740-2B81F",
                "2B820-2CEAF", "F900-FAFF", "2F800-2FA1F")
-KEPT_DELIMITERS = "|".join(
-    [r"[\x{%s}-\x{%s}]" % tuple(block.split("-")) for block in _ASCII_SYMBOLS] + [r"[\p{P}]"]
-    + [r"[\x{%s}-\x{%s}]" % tuple(block.split("-")) for block in _CJK_BLOCKS])
+
+
+def _character_class(block: str) -> str:
+    """The RE2 class of the codepoint block "FIRST-LAST" (hex)."""
+    return r"[\x{%s}-\x{%s}]" % tuple(block.split("-"))
+
+
+KEPT_DELIMITERS = "|".join([*map(_character_class, _ASCII_SYMBOLS), r"[\p{P}]",
+                            *map(_character_class, _CJK_BLOCKS)])
 DELIMITERS = r"\s+|" + KEPT_DELIMITERS
 
 
