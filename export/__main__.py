@@ -79,7 +79,8 @@ def main(argv):
     try:
         if not FLAGS.model_dir or not FLAGS.out:
             raise ExportError("--model_dir and --out are required")
-        if not os.path.isdir(FLAGS.model_dir):
+        from zoo.files import isdir
+        if not isdir(FLAGS.model_dir):
             raise ExportError(f"model_dir not found: {FLAGS.model_dir}")
         if FLAGS.formats:
             FLAGS.formats = canonical_formats(FLAGS.formats)  # one note per old name
@@ -98,6 +99,11 @@ def main(argv):
         fail(e, 1)
     except KeyboardInterrupt:
         fail("interrupted; nothing was published", 130)
+    except Exception as e:
+        from zoo.files import storage_failure
+        if storage_failure(e) is None:
+            raise
+        fail(storage_failure(e), 2)
     print(f"published {manifest['model']} version {manifest['version']} to {FLAGS.out}")
 
 

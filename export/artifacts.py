@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import tensorflow as tf
 from export import edgetpu_audit, serving, tflite, xla
 from export.evaluate import Artifact, close_all
 from export.source import ExportError
+from zoo import files
 
 
 def raw_feed(source):
@@ -81,7 +81,7 @@ def with_metadata(source, flatbuffer: bytes, quantization: str) -> bytes:
     name = f"{source.name} ({quantization})"
     if not source.is_text:
         return metadata.image_classifier(flatbuffer, source.labels, name)
-    vocab = next((a for a in source.assets if a.name == "vocab.txt"), None)
+    vocab = next((a for a in source.assets if files.name(a) == "vocab.txt"), None)
     if vocab is None:
         raise ExportError(f"{source.name} has no vocab.txt among its assets; the MediaPipe "
                           "file needs it for its tokenizer")
@@ -93,7 +93,7 @@ def ship_assets(source, directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "labels.txt").write_text("\n".join(source.labels) + "\n")
     for asset in source.assets:
-        shutil.copy2(asset, directory / asset.name)
+        files.copy(asset, directory / files.name(asset))
 
 
 def calibration_feed(source, calibration: np.ndarray, tokens: bool) -> dict:

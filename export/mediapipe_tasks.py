@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from export import metadata
+from zoo.files import read_bytes
 
 
 def _options(path) -> dict:
@@ -141,7 +142,7 @@ def token_ids(vocab: Path, texts: Sequence[str | bytes], max_length: int) -> np.
     int32 [N, max_length], [CLS] tokens [SEP] then 0, read back from TextClassifier running a
     probe model (cached per vocabulary and length)."""
     size = len(metadata.vocabulary(vocab))
-    scores = _probe(Path(vocab).read_bytes(), max_length)(texts)
+    scores = _probe(read_bytes(vocab), max_length)(texts)
     ids = scores.astype(np.int32)
     if not np.array_equal(ids, scores) or ids.min(initial=0) < 0 or ids.max(initial=0) >= size:
         raise RuntimeError(f"the probe's scores are not token ids of a {size}-token "

@@ -18,6 +18,7 @@ import flatbuffers
 from mediapipe.tasks.metadata import metadata_schema_py_generated as meta_fb
 from mediapipe.tasks.metadata import schema_py_generated as model_fb
 
+from zoo.files import read_bytes
 from zoo.models.bert.encoder import INPUTS
 
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
@@ -195,7 +196,7 @@ def vocabulary(vocab: Path) -> list[str]:
     """vocab.txt's tokens as MediaPipe reads them, line i the token of id i (lines end at
     "\\n", a "\\r" before it dropped); refused where MediaPipe would give other ids than the
     line numbers (it skips empty lines) or lacks a token its BertTokenizer uses."""
-    lines = Path(vocab).read_bytes().decode("utf-8").split("\n")
+    lines = read_bytes(vocab).decode("utf-8").split("\n")
     lines = [line.removesuffix("\r") for line in lines[:-1 if lines[-1] == "" else None]]
     empty = [i + 1 for i, line in enumerate(lines) if not line]
     if empty:
@@ -239,7 +240,7 @@ def bert_text_classifier(model: bytes, labels: list[str], vocab: Path, name: str
     subgraph.outputTensorMetadata = [_scores_metadata(tflite, labels)]
     subgraph.inputProcessUnits = [unit]
     vocabulary(vocab)
-    files = {LABELS_FILE: _labels_file(labels), VOCAB_FILE: Path(vocab).read_bytes()}
+    files = {LABELS_FILE: _labels_file(labels), VOCAB_FILE: read_bytes(vocab)}
     return _populate(tflite, name, description, subgraph, files)
 
 

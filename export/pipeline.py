@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from export.source import ExportError
+from zoo import files
 from zoo.schema import FORMATS, QUANTIZATIONS, canonical_formats
 
 
@@ -55,20 +57,41 @@ def take_arrays(ds, n: int, shuffle_seed: int | None = None) -> tuple[np.ndarray
     return np.stack(inputs), np.array(labels)
 
 
-def write_json(path: Path, value):
+def write_json(path: str | Path, value):
     """Writes JSON through a temporary file and a rename."""
-    from zoo.files import write_atomic
-    write_atomic(path, json.dumps(value, indent=2) + "\n")
+    files.write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def run(source, out: str | Path, options: Options, calibration: np.ndarray | None = None,
         log=print) -> dict:
-    """Exports `source` into `out`; returns the manifest. `calibration` (raw inputs) replaces
-    the sample of the training split used to calibrate integer quantization."""
-    from export import artifacts, evaluate, serving
-    from export.publish import Publisher
+    """Exports `source` into `out` (a directory or a URL such as gs://bucket/models); returns
+    the manifest. `calibration` (raw inputs) replaces the sample of the training split used
+    to calibrate integer quantization."""
+    from export import publish, serving
 
     options.check()
+    if files.is_url(out):  # built in a local folder, then copied up (see publish.into_url)
+        manifest = publish.into_url(
+            os.fspath(out), source.name, options.version, options.overwrite,
+            lambda local, version: build_and_publish(
+                source, local, dataclasses.replace(options, version=version), calibration, log))
+    else:
+        manifest = build_and_publish(source, out, options, calibration, log)
+    serving_root = files.join(out, "serving")
+    if files.isdir(serving_root):
+        files.write_atomic(files.join(serving_root, "models.config"),
+                           serving.models_config(serving_root, options.serving_base_path))
+    write_json(files.join(out, "manifest.json"), manifest)
+    return manifest
+
+
+def build_and_publish(source, out: str | Path, options: Options, calibration: np.ndarray | None,
+                      log) -> dict:
+    """Builds, evaluates and gates every artifact, then publishes the version into the local
+    directory `out`; returns the manifest."""
+    from export import artifacts, evaluate
+    from export.publish import Publisher
+
     out = Path(out)
     publisher = Publisher(out, source.name, options.version, options.overwrite)
     eval_inputs, eval_labels = take_arrays(source.eval_ds, options.eval_examples)
@@ -98,10 +121,5 @@ def run(source, out: str | Path, options: Options, calibration: np.ndarray | Non
                 f"({worst['accuracy']:.4f} vs Keras {reference['accuracy']:.4f}), more than "
                 f"--max_accuracy_drop={options.max_accuracy_drop}; nothing was published")
         write_json(publisher.path("artifacts") / "manifest.json", manifest)
-        published = publisher.publish()
-    if "serving" in published:
-        from zoo.files import write_atomic
-        write_atomic(out / "serving" / "models.config",
-                     serving.models_config(out / "serving", options.serving_base_path))
-    write_json(out / "manifest.json", manifest)
+        publisher.publish()
     return manifest

@@ -211,3 +211,43 @@ class Publisher:
         _finish(self.stage)
         journal.unlink()
         return finals
+
+
+def into_url(out: str, model: str, version: int | None, overwrite: bool, export_into) -> dict:
+    """Publishes into a URL (gs://bucket/models): `export_into(local_dir, version)` builds,
+    gates and publishes the version into a local folder, which is then copied up, artifacts
+    first and serving last; in each, the file its reader looks for (manifest.json,
+    saved_model.pb) is copied last, so TF Serving never loads half a version.
+
+    An object store has no atomic mkdir to claim a version with: two exports of one model
+    into one URL at the same time may choose the same version, and the later copy is then
+    refused (or, with `overwrite`, replaces the other)."""
+    from zoo import files
+
+    def published() -> set[int]:
+        found = set()
+        for part in PARTS:
+            base = files.join(out, part, model)
+            if files.isdir(base):
+                found |= {int(n) for n in files.listdir(base) if n.isdigit()}
+        return found
+
+    taken = published()
+    version = version if version is not None else max(taken, default=0) + 1
+    if version in taken and not overwrite:
+        raise ExportError(f"version {version} of {model} already exists in {out}; pass "
+                          "--overwrite or choose another --version")
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as local:
+        manifest = export_into(local, version)
+        for part in PARTS:
+            built = os.path.join(local, part, model, str(version))
+            if not os.path.isdir(built):
+                continue
+            final = files.join(out, part, model, str(version))
+            if files.exists(final):
+                if not overwrite:
+                    raise ExportError(f"{final} appeared while exporting it; not replaced")
+                files.rmtree(final)
+            files.copy_tree(built, final, last=("manifest.json", "saved_model.pb"))
+    return manifest

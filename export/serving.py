@@ -163,17 +163,20 @@ def read_warmup(path: Path) -> list:
             for record in tf.data.TFRecordDataset(str(path))]
 
 
-def models_config(serving_root: Path, base_path: str = "/models") -> str:
-    """Text-format ModelServerConfig listing every model under `serving_root`, each at
-    `base_path/<name>`: where the serving root is mounted in the tensorflow/serving container."""
+def models_config(serving_root: str | Path, base_path: str = "/models") -> str:
+    """Text-format ModelServerConfig listing every model under `serving_root` (a directory or
+    a URL), each at `base_path/<name>`: where the serving root is mounted in the
+    tensorflow/serving container."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
+    from zoo import files
     config = model_server_config_pb2.ModelServerConfig()
-    for model_dir in sorted(p for p in serving_root.iterdir() if p.is_dir()
-                            and not p.name.startswith(".")):
+    for name in files.listdir(serving_root):
+        if name.startswith(".") or not files.isdir(files.join(serving_root, name)):
+            continue
         entry = config.model_config_list.config.add()
-        entry.name = model_dir.name
-        entry.base_path = posixpath.join(base_path, model_dir.name)
+        entry.name = name
+        entry.base_path = posixpath.join(base_path, name)
         entry.model_platform = "tensorflow"
     return text_format.MessageToString(config)

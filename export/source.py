@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from zoo import files
 from zoo.errors import ConfigError
 from zoo.parts import Parts, split_preprocessing
 from zoo.run_dir import RunDir
@@ -26,7 +27,7 @@ class Source:
     labels: list[str]
     train_ds: object
     eval_ds: object
-    assets: list[Path] = dataclasses.field(default_factory=list)
+    assets: list[str] = dataclasses.field(default_factory=list)  # paths or URLs
     export_cfg: object = None
 
     @property
@@ -44,20 +45,18 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     from zoo.config import config_from_dict, read_yaml, set_field, validate
 
     run_dir = RunDir(model_dir)
-    config_path = Path(run_dir.config)
-    if not config_path.is_file():
+    if not files.isfile(run_dir.config):
         raise ExportError(f"{run_dir} is not a trained model_dir (no config.yaml)")
-    cfg = config_from_dict(read_yaml(config_path), str(config_path))
-    from zoo.files import resolved_path, run_file_keys
-    for key in run_file_keys(cfg.model):  # stored relative to model_dir
-        setattr(cfg.model, key, resolved_path(getattr(cfg.model, key), run_dir))
+    cfg = config_from_dict(read_yaml(run_dir.config), run_dir.config)
+    for key in files.run_file_keys(cfg.model):  # stored relative to model_dir
+        setattr(cfg.model, key, files.resolved_path(getattr(cfg.model, key), run_dir))
     if dataset:
         set_field(cfg.data, "data", "dataset", dataset)
         validate(cfg)
 
     from zoo import data
     no_checkpoint = f"no checkpoint in {run_dir.checkpoints}; train the model first"
-    if not Path(run_dir.checkpoint_state).is_file():  # before TensorFlow loads
+    if not files.isfile(run_dir.checkpoint_state):  # before TensorFlow loads a local run
         raise ExportError(no_checkpoint)
     data.check_local(cfg.data.dataset)
 
@@ -71,14 +70,15 @@ def load(model_dir: str | Path, dataset: str | None = None) -> Source:
     _, trainable = split_preprocessing(model)
     trainable.load_weights(checkpoint).expect_partial()
 
-    assets_dir, labels_path = Path(run_dir.assets), Path(run_dir.labels)
-    if not labels_path.is_file():
-        raise ExportError(f"no {labels_path}; the training run writes it")
-    labels = labels_path.read_text().splitlines()
+    if not files.isfile(run_dir.labels):
+        raise ExportError(f"no {run_dir.labels}; the training run writes it")
+    labels = files.read_text(run_dir.labels).splitlines()
     train_ds, eval_ds, info = data.load(cfg, entry.task)
     if info.num_classes != len(labels):
         raise ConfigError(f"{cfg.data.dataset} has {info.num_classes} classes but the model was "
-                          f"trained on {len(labels)} ({labels_path})")
-    assets = sorted(p for p in assets_dir.iterdir() if p.is_file() and p != labels_path)
+                          f"trained on {len(labels)} ({run_dir.labels})")
+    assets = [files.join(run_dir.assets, name) for name in files.listdir(run_dir.assets)
+              if name != files.name(run_dir.labels)
+              and files.isfile(files.join(run_dir.assets, name))]
     return Source(cfg.model_name, entry.task, model, labels, train_ds, eval_ds, assets,
                   cfg.export)

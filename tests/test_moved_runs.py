@@ -3,6 +3,7 @@ model_dir, and training (resume) and export find them there."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import yaml
 
@@ -29,7 +30,7 @@ def test_a_moved_textcls_run_exports_and_resumes(tmp_path):
     moved = tmp_path / "moved"
     shutil.move(first, moved)
     src = source.load(moved)
-    assert [p.name for p in src.assets] == ["vocab.txt"]
+    assert [Path(p).name for p in src.assets] == ["vocab.txt"]
     manifest = pipeline.run(src, tmp_path / "export", Options(["saved_model"], [],
                                                               eval_examples=16))
     assert manifest["version"] == 1

@@ -27,12 +27,19 @@ class ResumePoint:
         return bool(self.epoch or self.step)
 
 
+def checkpoint_reader(prefix: str):
+    """A reader of the checkpoint at `prefix`. Unlike `tf.train.load_checkpoint` it never takes
+    the prefix for a directory (ram:// calls "ckpt-2" a directory when "ckpt-2.index" exists)."""
+    import tensorflow as tf
+    return tf.compat.v1.train.NewCheckpointReader(prefix)
+
+
 def unreadable(prefix: str) -> str | None:
     """Why the checkpoint at `prefix` can't be read in full (checksums included), or None."""
     import tensorflow as tf
 
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        reader = checkpoint_reader(prefix)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a short read
@@ -41,9 +48,7 @@ def unreadable(prefix: str) -> str | None:
 
 
 def _backup_point(latest: str, steps_per_epoch: int) -> ResumePoint:
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(latest)
+    reader = checkpoint_reader(latest)
     value = lambda name: int(reader.get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
     epoch, batch = value("ckpt_saved_epoch"), value("ckpt_saved_batch")
     # the way BackupAndRestore continues: after the saved batch, or at the next epoch

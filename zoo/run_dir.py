@@ -10,13 +10,9 @@ import dataclasses
 import os
 from pathlib import Path
 
+from zoo.files import join
+
 EPOCH_PREFIX = "ckpt-"  # an epoch checkpoint's name: the prefix, then the epoch
-
-
-def join(root: str, *names: str) -> str:
-    """`root` and `names` joined with "/" (a local path or a URL such as gs://bucket/run);
-    under "." the names alone, as `pathlib` joins them."""
-    return "/".join(names if root == "." else [root.rstrip("/"), *names])
 
 
 @dataclasses.dataclass(frozen=True)

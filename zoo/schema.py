@@ -305,12 +305,13 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Reads a YAML config file; a missing or malformed file is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
+    """Reads a YAML config file (a path or a URL); a missing or malformed file is a
+    ConfigError."""
+    from zoo import files
+    if not files.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(files.read_text(path)) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}")
     return values

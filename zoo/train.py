@@ -20,7 +20,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from zoo import registry
+from zoo import files, registry
 from zoo.config import ConfigError, ExperimentConfig, load_config, read_yaml, set_field
 from zoo.data import FORMS, DataError
 from zoo.files import resolved_path, run_file_keys, stored_path, write_atomic
@@ -32,10 +32,9 @@ from zoo.run_dir import RunDir
 def saved_run(model_dir: str | Path, model_name: str) -> dict | None:
     """The model section of the run already in `model_dir`; another model's run is refused."""
     run_dir = RunDir(model_dir)
-    saved_path = Path(run_dir.config)
-    if not saved_path.is_file():
+    if not files.isfile(run_dir.config):
         return None
-    saved = read_yaml(saved_path).get("model") or {}
+    saved = read_yaml(run_dir.config).get("model") or {}
     if saved.get("name") != model_name:
         raise ConfigError(f"{run_dir} holds a run of model {saved.get('name')!r}, not "
                           f"{model_name!r}; choose another --model_dir")
@@ -75,8 +74,8 @@ def check_same_model(run_dir: RunDir, saved: dict, model_cfg):
     content (a vocabulary learned again from the same data is the same vocabulary)."""
     for key, value in dataclasses.asdict(model_cfg).items():
         old = saved.get(key)
-        if key.endswith("_file") and old and value and Path(old).is_file():
-            same = Path(value).is_file() and Path(old).read_bytes() == Path(value).read_bytes()
+        if key.endswith("_file") and old and value and files.isfile(old):
+            same = files.isfile(value) and files.read_bytes(old) == files.read_bytes(value)
         else:
             same = old == value
         if not same:
@@ -328,11 +327,11 @@ def prepare_run_dir(cfg: ExperimentConfig, prepare, data: TrainingData, run_dir:
     removed on leaving the block, once the model is built (the model holds what it read)."""
     import shutil
     import tempfile
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    files.makedirs(run_dir)
     fresh = chief and saved is None  # only a fresh run's chief writes model_dir/assets
     scratch = None if fresh else tempfile.mkdtemp(prefix="zoo-assets-")
-    assets_dir = Path(run_dir.assets) if fresh else Path(scratch)
-    assets_dir.mkdir(exist_ok=True)
+    assets_dir = run_dir.assets if fresh else scratch
+    files.makedirs(assets_dir)
     try:
         if prepare:
             cfg.model = prepare(cfg.model, data.train, assets_dir)
@@ -342,7 +341,7 @@ def prepare_run_dir(cfg: ExperimentConfig, prepare, data: TrainingData, run_dir:
                 if key.endswith("_file"):
                     setattr(cfg.model, key, saved[key])
         if chief:
-            Path(run_dir.assets).mkdir(exist_ok=True)
+            files.makedirs(run_dir.assets)
             write_atomic(run_dir.labels, "\n".join(data.info.class_names) + "\n")
             write_atomic(run_dir.config, stored_yaml(cfg, run_dir))
         yield
@@ -496,10 +495,10 @@ def run_metrics(model_name: str, epochs: int, outcome: Outcome, meter, rt: Runti
 def write_metrics(run_dir: RunDir, metrics: dict, finished: bool, chief: bool) -> dict:
     """Writes metrics.json (on the chief) and returns the metrics; a finished run's rerun
     keeps how the run trained (throughput, wall time, where it resumed)."""
-    earlier = Path(run_dir.metrics)
-    if finished and earlier.is_file():
+    if finished and files.isfile(run_dir.metrics):
         kept = ("examples_per_sec", "throughput_includes_warmup", "wall_time_s", "resumed_from")
-        metrics.update({k: v for k, v in json.loads(earlier.read_text()).items() if k in kept})
+        earlier = json.loads(files.read_text(run_dir.metrics))
+        metrics.update({k: v for k, v in earlier.items() if k in kept})
     if chief:
         write_atomic(run_dir.metrics, json.dumps(metrics, indent=2) + "\n")
     logging.info("accuracy %.4f, %.0f examples/s, %.1f s; wrote %s", metrics.get("accuracy", 0),
@@ -550,6 +549,8 @@ def failure_message(error: BaseException, model_dir: str) -> str | None:
     if reason:
         return (f"can't write to {model_dir}: {reason}; the last complete checkpoint is kept: "
                 "free space and rerun the same command to resume")
+    if files.storage_failure(error):
+        return files.storage_failure(error)
     tf = sys.modules.get("tensorflow")
     from zoo.distribute import cluster_size
     lost_peer = tf and isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,

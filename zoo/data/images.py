@@ -3,10 +3,10 @@ yields (uint8 HxWxC, int32 label) pairs sized for the model."""
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 
+from zoo import files
 from zoo.data.specs import (SAMPLE_DIR, DatasetInfo, DatasetSpec, check_dir, parse_split,
                             slice_indices)
 from zoo.errors import DataError
@@ -76,21 +76,21 @@ def synthetic(shape, num_classes: int, n: int, seed: int):
     return make(n), make(n_eval), info
 
 
-def _idx_file(directory: Path, prefix: str, kind: str) -> Path:
+def _idx_file(directory: str, prefix: str, kind: str) -> str:
     for name in (f"{prefix}-{kind}", f"{prefix}-{kind}.gz"):
-        if (directory / name).is_file():
-            return directory / name
-    found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+        if files.isfile(files.join(directory, name)):
+            return files.join(directory, name)
+    found = ", ".join(files.listdir(directory)) or "nothing"
     raise DataError(f"idx:{directory}: no {prefix}-{kind}[.gz] (found: {found}); "
                     "choose the files with data.train_split / data.eval_split, e.g. t10k[:8000]")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (MNIST's format, gzip or raw) as a NumPy array."""
-    opener = gzip.open if path.suffix == ".gz" else open
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file (MNIST's format, gzip or raw; a path or a URL) as a NumPy array."""
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
+        data = files.read_bytes(path)
+        if str(path).endswith(".gz"):
+            data = gzip.decompress(data)
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: can't read ({e})")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
@@ -103,7 +103,7 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
-def _idx_split(directory: Path, split: str):
+def _idx_split(directory: str, split: str):
     name, start, stop = parse_split(split)
     prefix = {"test": "t10k"}.get(name, name)
     images = read_idx(_idx_file(directory, prefix, "images-idx3-ubyte"))
@@ -152,7 +152,7 @@ def sample(data_cfg, shape, num_classes: int):
     of three sizes (28, 40, 64 pixels) that `fit_images` resizes to the model's input."""
     import tensorflow as tf
 
-    directory = SAMPLE_DIR / "mnist"
+    directory = str(SAMPLE_DIR / "mnist")
     splits = [_idx_split(directory, _sample_split(s))
               for s in (data_cfg.train_split, data_cfg.eval_split)]
     if num_classes == 2:
@@ -179,23 +179,22 @@ def sample(data_cfg, shape, num_classes: int):
     return make(x_train, y_train), make(x_eval, y_eval), info
 
 
-def _split_dir(root: Path, split: str) -> tuple[Path, str, str]:
+def _split_dir(root: str, split: str) -> tuple[str, str, str]:
     name, start, stop = parse_split(split)
     candidates = [name] + {"test": ["validation", "val"], "validation": ["val", "test"]}.get(
         name, [])
     for candidate in candidates:
-        if (root / candidate).is_dir():
-            return root / candidate, start, stop
+        if files.isdir(files.join(root, candidate)):
+            return files.join(root, candidate), start, stop
     raise DataError(f"folder:{root}: no {' or '.join(candidates)}/ directory of class folders")
 
 
-def _check_image(path: Path):
+def _check_image(path: str):
     """Refuses a file that is not an image, or that TensorFlow's decoder can't decode (cut
     short, corrupt): found while listing, naming the file, not hours into training. A JPEG
     with data after its end (phones' motion photos) decodes, so it passes; JPEGs decode at
     1/8 scale, which reads every scan at a fraction of the cost."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = files.read_bytes(path)
     kind = next((k for magic, k in _MAGIC.items() if data.startswith(magic)), None)
     if kind is None:
         raise DataError(f"{path}: not a JPEG, PNG, BMP or GIF image")
@@ -210,9 +209,9 @@ def _check_image(path: Path):
                         f"({len(data)} bytes)") from None
 
 
-def list_images(directory: Path, class_names: list[str] | None = None):
+def list_images(directory: str, class_names: list[str] | None = None):
     """Sorted (paths, labels, class_names) of `directory/<class>/<image>`."""
-    classes = sorted(p.name for p in directory.iterdir() if p.is_dir())
+    classes = [n for n in files.listdir(directory) if files.isdir(files.join(directory, n))]
     if not classes:
         raise DataError(f"{directory}: no class folders (expected {directory}/<class>/<image>)")
     if class_names is not None:
@@ -224,15 +223,15 @@ def list_images(directory: Path, class_names: list[str] | None = None):
         class_names = classes
     paths, labels = [], []
     for name in classes:
-        files = sorted(p for p in (directory / name).iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"{directory / name}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)}"
-                            " files)")
-        for path in files:
+        folder = files.join(directory, name)
+        images = [files.join(folder, n) for n in files.listdir(folder)
+                  if n.lower().endswith(IMAGE_SUFFIXES)]
+        if not images:
+            raise DataError(f"{folder}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)} files)")
+        for path in images:
             _check_image(path)
-        paths += [str(p) for p in files]
-        labels += [class_names.index(name)] * len(files)
+        paths += images
+        labels += [class_names.index(name)] * len(images)
     return paths, labels, class_names
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import os
 from pathlib import Path
 
 from zoo.errors import ConfigError, DataError
@@ -77,9 +78,10 @@ def check_local(text: str):
         check_dir(spec.location, spec.scheme)
 
 
-def check_dir(path: str, what: str) -> Path:
-    """The directory `path`, or a DataError naming it."""
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise DataError(f"{what}: directory not found: {p}")
-    return p
+def check_dir(path: str, what: str) -> str:
+    """The directory `path` (a local path, "~" expanded, or a URL), or a DataError naming it."""
+    from zoo import files
+    path = path if files.is_url(path) else os.path.expanduser(path)
+    if not files.isdir(path):
+        raise DataError(f"{what}: directory not found: {path}")
+    return path

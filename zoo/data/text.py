@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-from pathlib import Path
 
 import numpy as np
 
+from zoo import files
 from zoo.data.specs import (SAMPLE_DIR, DatasetInfo, DatasetSpec, check_dir, parse_split,
                             slice_indices)
 from zoo.errors import DataError
@@ -36,22 +36,23 @@ def _pick(columns, candidates, what: str, origin: str) -> str:
                     f"{', '.join(candidates)}")
 
 
-def _split_file(root: Path, split: str, suffix: str) -> tuple[Path, str, str]:
+def _split_file(root: str, split: str, suffix: str) -> tuple[str, str, str]:
     name, start, stop = parse_split(split)
     candidates = [name] + {"test": ["dev", "validation"], "validation": ["dev", "test"],
                            "dev": ["validation", "test"]}.get(name, [])
     for candidate in candidates:
         for name in (f"{candidate}.{suffix}", f"{candidate}.{suffix}.gz"):
-            if (root / name).is_file():
-                return root / name, start, stop
+            if files.isfile(files.join(root, name)):
+                return files.join(root, name), start, stop
     raise DataError(f"{suffix}:{root}: no {' or '.join(c + '.' + suffix for c in candidates)}")
 
 
-def read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[str]]:
+def read_delimited(path: str, delimiter: str) -> tuple[list[str], list[str]]:
     """(sentences, raw labels) of a header-first TSV/CSV (gzip when named *.gz); bad rows are
     errors naming the line."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = files.read_bytes(path)
+        raw = gzip.decompress(raw) if str(path).endswith(".gz") else raw
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: can't read ({e})")
     try:

@@ -110,17 +110,17 @@ def learn_device_vocabulary(texts, vocab_size: int, reserved_tokens: list[str]) 
 def write_vocabulary(path: str | Path, tokens: list[str]):
     """Writes `tokens` one per line (through a temporary file and a rename)."""
     from zoo.files import write_atomic
-    write_atomic(Path(path), "".join(f"{token}\n" for token in tokens))
+    write_atomic(path, "".join(f"{token}\n" for token in tokens))
 
 
 def read_vocabulary(path: str | Path) -> list[str]:
     """The tokens of a `vocab.txt`; a missing or empty file is a ConfigError naming it."""
+    from zoo import files
     from zoo.errors import ConfigError
 
-    path = Path(path)
-    if not path.is_file():
+    if not files.isfile(path):
         raise ConfigError(f"vocabulary file not found: {path}")
-    tokens = path.read_text(encoding="utf-8").splitlines()
+    tokens = files.read_text(path).splitlines()
     if not tokens:
         raise ConfigError(f"vocabulary file {path} is empty; expected one token per line")
     return tokens

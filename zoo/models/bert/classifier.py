@@ -11,10 +11,8 @@ split; `load_pretrained` loads the checkpoint's encoder weights.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-from pathlib import Path
 
-from zoo import parts
+from zoo import files, parts
 from zoo.errors import ConfigError
 from zoo.schema import bounded, choice
 from zoo.models import wordpiece
@@ -70,12 +68,12 @@ def vocabulary(cfg: BertConfig) -> list[str]:
     return RESERVED + list(chars) + [f"##{c}" for c in chars]
 
 
-def prepare(cfg: BertConfig, train_ds, assets_dir: Path) -> BertConfig:
+def prepare(cfg: BertConfig, train_ds, assets_dir: str) -> BertConfig:
     """Sizes, casing and vocab.txt from the checkpoint, or a vocabulary learned from
     `train_ds` when training from scratch; the vocabulary goes to `assets_dir/vocab.txt`."""
     from zoo.models.bert import checkpoints
 
-    target = Path(assets_dir) / "vocab.txt"
+    target = files.join(assets_dir, "vocab.txt")
     if cfg.checkpoint:
         found = checkpoints.find(cfg.checkpoint)
         config = checkpoints.read_config(cfg.checkpoint)
@@ -84,13 +82,13 @@ def prepare(cfg: BertConfig, train_ds, assets_dir: Path) -> BertConfig:
             if given and given != config[key]:
                 raise ConfigError(f"model.{key}={given} but the checkpoint {found['config']} "
                                   f"has {config[key]}; drop the override")
-        if cfg.vocab_file and Path(cfg.vocab_file).read_bytes() != found["vocab"].read_bytes():
+        if cfg.vocab_file and files.read_bytes(cfg.vocab_file) != found["vocab"].read_bytes():
             raise ConfigError(f"model.vocab_file={cfg.vocab_file} is not the checkpoint's "
                               f"{found['vocab']}; drop the override")
-        shutil.copyfile(found["vocab"], target)
+        files.copy(found["vocab"], target)
         changes = {key: config[key] for key in (*ARCHITECTURE, "lower_case")}
     elif cfg.vocab_file:
-        shutil.copyfile(cfg.vocab_file, target)
+        files.copy(cfg.vocab_file, target)
         changes = {"vocab_size": cfg.vocab_size or len(wordpiece.read_vocabulary(target))}
     else:
         tokens = wordpiece.learn_vocabulary(train_ds.map(lambda text, label: text),

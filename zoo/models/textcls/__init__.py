@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from zoo import parts
+from zoo import files, parts
 from zoo.errors import ConfigError
 from zoo.schema import bounded, choice
 from zoo.models import wordpiece
@@ -89,7 +89,7 @@ def build_core(cfg: TextClsConfig, vocab_size: int):
     return keras.Model(inputs, probabilities, name=parts.CORE)
 
 
-def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
+def prepare(cfg: TextClsConfig, train_ds, assets_dir: str) -> TextClsConfig:
     """Learns the vocabulary (`vocabulary`: words or WordPiece) from the training texts into
     `assets_dir/vocab.txt` unless `vocab_file` names one."""
     if cfg.vocab_file:
@@ -100,9 +100,10 @@ def prepare(cfg: TextClsConfig, train_ds, assets_dir: Path) -> TextClsConfig:
                                                  cfg.min_word_count)
     else:
         tokens = wordpiece.learn_device_vocabulary(texts, cfg.vocab_size, RESERVED)
-    path = Path(assets_dir) / "vocab.txt"
+    path = files.join(assets_dir, "vocab.txt")
     wordpiece.write_vocabulary(path, tokens)
-    return dataclasses.replace(cfg, vocab_file=str(path.resolve()))
+    return dataclasses.replace(cfg, vocab_file=path if files.is_url(path)
+                               else str(Path(path).resolve()))
 
 
 @register("textcls", task="text_classification", config=TextClsConfig, prepare=prepare)
