@@ -45,7 +45,7 @@ def test_the_latest_of_several_google_checkpoints_is_loaded(tmp_path):
     (root / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-1000"\n'
                                      'all_model_checkpoint_paths: "model.ckpt-200"\n'
                                      'all_model_checkpoint_paths: "model.ckpt-1000"\n')
-    assert checkpoints.find(root)["weights"] == root / "model.ckpt-1000"
+    assert checkpoints.find(root)["weights"] == str(root / "model.ckpt-1000")
     assert_same_encoder(root, latest)
 
     (root / "checkpoint").unlink()

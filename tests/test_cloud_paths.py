@@ -137,3 +137,24 @@ def test_an_unreachable_url_is_one_line_naming_it():
     message = failure_message(error, "gs://bucket/run")
     assert "\n" not in message and "gs://bucket/run/config.yaml" in message
     assert failure_message(tf.errors.FailedPreconditionError(None, None, "local"), "run") is None
+
+
+def _upload(local, url: str):
+    for path in local.iterdir():
+        _write(f"{url}/{path.name}", path.read_bytes())
+
+
+@pytest.mark.parametrize("layout", ["huggingface", "google"])
+def test_a_bert_checkpoint_at_a_url_loads(tmp_path, layout):
+    from zoo.models.bert.encoder import checkpoint_variables
+    from test_bert import assert_same_encoder, tiny_encoder, write_google, write_huggingface
+    from test_bert_checkpoints import hf_tensors
+    source = tiny_encoder(5)
+    if layout == "google":
+        write_google(tmp_path, {"bert/" + k: v.numpy()
+                                for k, v in checkpoint_variables(source).items()})
+    else:
+        write_huggingface(tmp_path, hf_tensors(source))
+    url = ram("bert")
+    _upload(tmp_path, url)
+    assert_same_encoder(url, source)

@@ -125,6 +125,14 @@ def rmtree(path):
     gfile.rmtree(os.fspath(path)) if gfile else shutil.rmtree(path)
 
 
+def checkpoint_reader(prefix: str):
+    """A reader of the TensorFlow checkpoint at `prefix` (a path or a URL). Unlike
+    `tf.train.load_checkpoint` it never takes the prefix for a directory (ram:// calls
+    "ckpt-2" a directory when "ckpt-2.index" exists)."""
+    import tensorflow as tf
+    return tf.compat.v1.train.NewCheckpointReader(os.fspath(prefix))
+
+
 def storage_failure(error: BaseException) -> str | None:
     """One line for a filesystem error at a URL (no network, no credentials, no bucket), or
     None for any other error."""

@@ -8,6 +8,7 @@ import uuid
 
 from absl import logging
 
+from zoo.files import checkpoint_reader
 from zoo.run_dir import EPOCH_PREFIX, RunDir
 
 
@@ -25,13 +26,6 @@ class ResumePoint:
     @property
     def resumed(self) -> bool:
         return bool(self.epoch or self.step)
-
-
-def checkpoint_reader(prefix: str):
-    """A reader of the checkpoint at `prefix`. Unlike `tf.train.load_checkpoint` it never takes
-    the prefix for a directory (ram:// calls "ckpt-2" a directory when "ckpt-2.index" exists)."""
-    import tensorflow as tf
-    return tf.compat.v1.train.NewCheckpointReader(prefix)
 
 
 def unreadable(prefix: str) -> str | None:

@@ -11,11 +11,14 @@ Nothing here imports TensorFlow at module level: `find`/`read_config` run at con
 """
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from zoo import files
 from zoo.errors import ConfigError
 
 
@@ -26,47 +29,52 @@ class CheckpointError(ConfigError):
 # --- which files ---------------------------------------------------------------------------
 
 def find(directory: str | Path) -> dict:
-    """{'format': 'huggingface'|'google', 'config', 'weights', 'vocab', 'dir'}; a directory
-    that lacks a file is a ConfigError naming the file."""
-    root = Path(directory).expanduser()
-    if not root.is_dir():
+    """{'format': 'huggingface'|'google', 'config', 'weights', 'vocab', 'dir'} (paths, or URLs
+    for a checkpoint at a URL); a directory that lacks a file is a ConfigError naming it."""
+    root = os.fspath(directory)
+    root = root.rstrip("/") if files.is_url(root) else os.path.expanduser(root)
+    if not files.isdir(root):
         raise ConfigError(f"model.checkpoint: directory not found: {root}")
-    vocab, index = root / "vocab.txt", sorted(root.glob("*.ckpt*.index"))
-    if (root / "bert_config.json").is_file() or index:
+    names = files.listdir(root)
+    vocab = files.join(root, "vocab.txt")
+    index = [files.join(root, n) for n in fnmatch.filter(names, "*.ckpt*.index")]
+    if "bert_config.json" in names or index:
         weights = google_weights(root, index)
-        found = {"format": "google", "config": root / "bert_config.json", "weights": weights}
-        required = [found["config"], weights.with_name(weights.name + ".index"), vocab]
+        found = {"format": "google", "config": files.join(root, "bert_config.json"),
+                 "weights": weights}
+        required = [found["config"], weights + ".index", vocab]
         layout = "a Google BERT checkpoint has bert_config.json, bert_model.ckpt.* and vocab.txt"
     else:
-        weights = root / "model.safetensors"
-        if not weights.is_file() and (root / "pytorch_model.bin").is_file():
+        weights = files.join(root, "model.safetensors")
+        if not files.isfile(weights) and files.isfile(files.join(root, "pytorch_model.bin")):
             raise ConfigError(
                 f"model.checkpoint: {root} has pytorch_model.bin, a pickle this project won't "
                 "load; convert it once where PyTorch is installed: python -c \"import torch, "
                 "safetensors.torch as s; s.save_file(torch.load('pytorch_model.bin'), "
                 "'model.safetensors')\"")
-        found = {"format": "huggingface", "config": root / "config.json", "weights": weights}
+        found = {"format": "huggingface", "config": files.join(root, "config.json"),
+                 "weights": weights}
         required = [found["config"], weights, vocab]
         layout = "a Hugging Face BERT has config.json, model.safetensors and vocab.txt"
     for path in required:
-        if not path.is_file():
-            raise ConfigError(f"model.checkpoint: {root} lacks {path.name} ({layout})")
+        if not files.isfile(path):
+            raise ConfigError(f"model.checkpoint: {root} lacks {files.name(path)} ({layout})")
     return {**found, "vocab": vocab, "dir": root}
 
 
-def google_weights(root: Path, index: list[Path]) -> Path:
+def google_weights(root: str, index: list[str]) -> str:
     """The checkpoint prefix of a Google layout: the latest one its `checkpoint` state file
     names (a fine-tuning run's output), else its only one (the release's bert_model.ckpt)."""
-    if (root / "checkpoint").is_file():
+    if files.isfile(files.join(root, "checkpoint")):
         import tensorflow as tf
-        latest = tf.train.latest_checkpoint(str(root))
+        latest = tf.train.latest_checkpoint(root)
         if latest:
-            return Path(latest)
+            return latest
     if len(index) > 1:
-        names = ", ".join(p.with_suffix("").name for p in index)
+        names = ", ".join(files.name(p).removesuffix(".index") for p in index)
         raise ConfigError(f"model.checkpoint: {root} has several checkpoints ({names}) and no "
                           "`checkpoint` file naming the latest; keep one")
-    return index[0].with_suffix("") if index else root / "bert_model.ckpt"
+    return index[0].removesuffix(".index") if index else files.join(root, "bert_model.ckpt")
 
 
 def read_config(directory: str | Path) -> dict:
@@ -75,7 +83,7 @@ def read_config(directory: str | Path) -> dict:
     found = find(directory)
     path = found["config"]
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(files.read_text(path))
     except ValueError as e:
         raise ConfigError(f"{path} is not valid JSON: {e}")
     keys = {"layers": "num_hidden_layers", "hidden": "hidden_size",
@@ -101,17 +109,17 @@ def lower_case(found: dict, config: dict) -> bool:
     tokenizer_config.json, else of the model config (config.json / bert_config.json), else
     what its vocabulary says (a cased one holds upper-case words; an uncased one none). Never
     the directory's name: Hub snapshots are named by hash."""
-    tokenizer_config = found["dir"] / "tokenizer_config.json"
-    if tokenizer_config.is_file():
+    tokenizer_config = files.join(found["dir"], "tokenizer_config.json")
+    if files.isfile(tokenizer_config):
         try:
-            value = json.loads(tokenizer_config.read_text()).get("do_lower_case")
+            value = json.loads(files.read_text(tokenizer_config)).get("do_lower_case")
         except ValueError as e:
             raise ConfigError(f"{tokenizer_config} is not valid JSON: {e}")
         if value is not None:
             return bool(value)
     if config.get("do_lower_case") is not None:
         return bool(config["do_lower_case"])
-    tokens = found["vocab"].read_text(encoding="utf-8").split()
+    tokens = files.read_text(found["vocab"]).split()
     return not any(t.lower() != t for t in tokens if not (t.startswith("[") and t.endswith("]")))
 
 
@@ -121,10 +129,10 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     """All tensors of a .safetensors file as NumPy arrays (the `safetensors` library);
     bfloat16 ones widened to float32, which holds every bfloat16 value exactly."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load, load_file
 
     try:
-        tensors = load_file(str(path))
+        tensors = load(files.read_bytes(path)) if files.is_url(path) else load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
@@ -209,9 +217,7 @@ def huggingface_tensors(path: str | Path, layers: int) -> dict[str, np.ndarray]:
 
 def google_tensors(prefix: str | Path) -> dict[str, np.ndarray]:
     """{Google name without `bert/`: array} from a TF BERT checkpoint (name-based, TF1)."""
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
+    reader = files.checkpoint_reader(prefix)
     out = {}
     for name in reader.get_variable_to_shape_map():
         if name.endswith(GOOGLE_IGNORED_SUFFIXES) or name.startswith(GOOGLE_IGNORED_PREFIXES):

@@ -82,7 +82,7 @@ def prepare(cfg: BertConfig, train_ds, assets_dir: str) -> BertConfig:
             if given and given != config[key]:
                 raise ConfigError(f"model.{key}={given} but the checkpoint {found['config']} "
                                   f"has {config[key]}; drop the override")
-        if cfg.vocab_file and files.read_bytes(cfg.vocab_file) != found["vocab"].read_bytes():
+        if cfg.vocab_file and files.read_bytes(cfg.vocab_file) != files.read_bytes(found["vocab"]):
             raise ConfigError(f"model.vocab_file={cfg.vocab_file} is not the checkpoint's "
                               f"{found['vocab']}; drop the override")
         files.copy(found["vocab"], target)

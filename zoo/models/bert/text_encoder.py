@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import tensorflow as tf
 import tf_keras as keras
 
+from zoo import files
 from zoo.models import wordpiece
 from zoo.models.bert import checkpoints, classifier
 from zoo.models.bert.tokenizer import BertTokenizer
@@ -41,9 +41,9 @@ def load(directory, max_length: int | None = None) -> TextEncoder:
     config = checkpoints.read_config(directory)
     found = checkpoints.find(directory)
     if max_length is None:
-        st_config = Path(directory) / "sentence_bert_config.json"
-        max_length = (json.loads(st_config.read_text()).get("max_seq_length", 128)
-                      if st_config.is_file() else 128)
+        st_config = files.join(found["dir"], "sentence_bert_config.json")
+        max_length = (json.loads(files.read_text(st_config)).get("max_seq_length", 128)
+                      if files.isfile(st_config) else 128)
     max_length = min(max_length, config["max_position"])
     architecture = {key: config[key] for key in classifier.ARCHITECTURE}
     cfg = classifier.BertConfig(**architecture, max_length=max_length, dropout=0.0)
