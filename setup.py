@@ -35,6 +35,7 @@ setup(
         "ml_dtypes==0.6.0",
         "protobuf==7.36.2",
         "safetensors==0.8.0",  # reads Hugging Face BERT checkpoints (model.safetensors) as NumPy
+        "flatbuffers==25.12.19",  # writes the BERT normalizer model the LiteRT tokenizer reads
     ],
     extras_require={
         "test": [

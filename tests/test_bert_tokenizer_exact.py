@@ -129,11 +129,8 @@ def test_the_corpus_is_hard_and_the_vocabulary_covers_it(case):
 def test_keras_ids_are_berts_on_hard_strings(case):
     lower_case, categories, texts, vocab, expected, ids = case
     same = (ids == expected).all(1)
-    fast_same = (keras_ids(texts, vocab, lower_case, "litert") == expected).all(1)
-    fast = agreement(categories, fast_same)
     for category, (agreeing, count) in agreement(categories, same).items():
-        print(f"{'uncased' if lower_case else 'cased'} {category}: {agreeing}/{count} "
-              f"(FastBertTokenizer {fast[category][0]}/{count})")
+        print(f"{'uncased' if lower_case else 'cased'} {category}: {agreeing}/{count}")
     wrong = [texts[i] for i in np.flatnonzero(~same)]
     assert not wrong, f"{len(wrong)} differ from BERT's: {wrong[:10]}"
 
@@ -148,12 +145,51 @@ def test_each_difference_the_issue_lists_is_gone(case, item):
     assert rows and not wrong, f"{len(wrong)} of {len(rows)} differ from BERT's: {wrong[:5]}"
 
 
-def test_the_litert_splitting_is_berts_on_printable_ascii_only(case):
-    lower_case, _, texts, vocab, expected, _ = case
-    same = (keras_ids(texts, vocab, lower_case, "litert") == expected).all(1)
-    ascii_ = np.array([t.isascii() and all(c.isprintable() or c == " " for c in t)
-                       for t in texts])
-    assert ascii_.sum() >= 15 and same[ascii_].all() and not same.all()
+def litert_ids(texts, vocab, lower_case) -> np.ndarray:
+    """The "litert" splitting's ids as LiteRT computes them: converted to TFLite and run with
+    tensorflow-text's op registrar, one text at a time."""
+    from export import tflite
+
+    tokenizer = BertTokenizer(vocab, lower_case=lower_case, max_length=LENGTH,
+                              splitting="litert")
+    call = tf.function(lambda text: tokenizer(text)["input_word_ids"],
+                       input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()],
+                                                                tokenizer)
+    converter.allow_custom_ops = True
+    run = tflite.interpreter(converter.convert(), custom_ops=True).get_signature_runner()
+    return np.concatenate([next(iter(run(text=tflite.utf8([t])).values())) for t in texts])
+
+
+def test_litert_ids_are_berts_but_for_final_sigma(case):
+    lower_case, categories, texts, vocab, expected, _ = case
+    same = (litert_ids(texts, vocab, lower_case) == expected).all(1)
+    for category, (agreeing, count) in agreement(categories, same).items():
+        print(f"LiteRT {'uncased' if lower_case else 'cased'} {category}: {agreeing}/{count}")
+    wrong = [texts[i] for i in np.flatnonzero(~same)]
+    final_sigma = [t for t, category in zip(texts, categories) if category == "final sigma"]
+    if lower_case:  # Σ always becomes σ: 13 of the 22 final-sigma strings differ
+        assert set(wrong) <= set(final_sigma) and len(wrong) <= 13, wrong
+    else:
+        assert not wrong, f"{len(wrong)} differ from BERT's: {wrong[:10]}"
+
+
+@pytest.mark.parametrize("lower_case", [True, False], ids=["uncased", "cased"])
+def test_the_litert_normalizer_maps_every_character_as_berts_tables(lower_case):
+    import tensorflow_text as tf_text
+
+    tables = wordpiece.bert_character_tables(lower_case)
+    texts = dict(zip(tables["keys"], tables["values"]))
+    for first, last in zip(*tables["deleted"]):
+        texts.update((cp, "") for cp in range(first, last + 1))
+    codepoints = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    chunks = [codepoints[i:i + 2000] for i in range(0, len(codepoints), 2000)]
+    normalizer = tf_text.FastBertNormalizer(
+        model_buffer=wordpiece.bert_normalizer_model(lower_case))
+    out = normalizer.normalize(tf.constant(["".join(f"a{chr(cp)}" for cp in chunk)
+                                            for chunk in chunks])).numpy()
+    expected = ["".join(f"a{texts.get(cp, chr(cp))}" for cp in chunk) for chunk in chunks]
+    assert [o.decode("utf-8") for o in out] == expected
 
 
 def test_saved_model_ids_are_berts_and_serving_runs_its_ops(case, tmp_path):

@@ -6,9 +6,11 @@ Three ways to split a text into words before WordPiece, all in the graph:
   split off, optional lower-casing with Python's `str.lower`, NFD and accents stripped, a word
   over 100 characters [UNK]), from per-character tables made with Python's `unicodedata`, in
   TensorFlow's own string ops. bert follows its checkpoint with it.
-- `bert_tokenizer`: tensorflow-text's `FastBertTokenizer`, BERT's splitting as LiteRT runs it
-  (custom ops of tensorflow-text's op registrar); it differs from BERT's off ASCII (NFKC case
-  folding, control characters as spaces, U+FFFD kept, a 100-byte word limit).
+- `bert_tokenizer` + `litert_tokenize`: BERT's tokenizer as LiteRT runs it (custom ops of
+  tensorflow-text's op registrar): tensorflow-text's `FastBertTokenizer` normalizing with the
+  same per-character tables (`bert_normalizer_model`, in place of its own NFKC case folding),
+  a word over 100 characters [UNK] in TFLite builtins. It gives BERT's ids but for final
+  sigma (`Σ` always becomes `σ` uncased).
 - `device_wordpiece` + `device_tokenize`: what MediaPipe Tasks' BertTokenizer computes on a
   phone: ASCII letters
   lower-cased and nothing else, the text cut at runs of ASCII white space and around every
@@ -128,14 +130,36 @@ def read_vocabulary(path: str | Path) -> list[str]:
 
 def bert_tokenizer(vocabulary: list[str], lower_case: bool):
     """tensorflow-text's FastBertTokenizer over `vocabulary` (int32 ids, unknown words as
-    [UNK]; `lower_case` with accent stripping): the BERT splitting LiteRT runs, which differs
-    from BERT's off ASCII (`bert_tokenize` is BERT's own)."""
+    [UNK]) normalizing as BERT does (`bert_normalizer_model`) and taking words of up to 100
+    four-byte characters: BERT's tokenizer in the ops LiteRT runs, `litert_tokenize` applies
+    it."""
     import tensorflow as tf
     import tensorflow_text as tf_text
 
-    return tf_text.FastBertTokenizer(vocabulary, token_out_type=tf.int32, unknown_token=UNK,
-                                     lower_case_nfd_strip_accents=lower_case,
-                                     support_detokenization=False)
+    return tf_text.FastBertTokenizer(
+        vocabulary, token_out_type=tf.int32, unknown_token=UNK,
+        max_bytes_per_word=4 * MAX_CHARS_PER_WORD, support_detokenization=False,
+        fast_bert_normalizer_model_buffer=bert_normalizer_model(lower_case))
+
+
+def litert_tokenize(tokenizer, vocabulary: list[str], texts):
+    """Strings [batch] -> int32 ids [batch, (tokens)] as BERT's own tokenizer makes them but
+    for final sigma (always `σ`), given `bert_tokenizer(vocabulary, lower_case)`: a word over
+    100 characters (counted from its pieces) becomes one [UNK], in TFLite builtins."""
+    import tensorflow as tf
+
+    pieces = tokenizer.tokenize(texts)
+    ids = pieces.flat_values
+    suffix = tf.gather(tf.constant([t.startswith("##") for t in vocabulary]), ids)
+    lengths = tf.constant([len(t.removeprefix("##")) for t in vocabulary], tf.int32)
+    word = tf.cumsum(tf.cast(tf.logical_not(suffix), tf.int32)) - 1  # a word starts unsuffixed
+    too_long = tf.gather(tf.math.segment_sum(tf.gather(lengths, ids), word)
+                         > MAX_CHARS_PER_WORD, word)
+    kept = tf.logical_not(too_long & suffix)  # its first piece stays, as [UNK]
+    ids = tf.boolean_mask(tf.where(too_long, vocabulary.index(UNK), ids), kept)
+    ends = tf.concat([[0], tf.cumsum(tf.cast(kept, pieces.row_splits.dtype))], 0)
+    return tf.RaggedTensor.from_row_splits(ids, tf.gather(ends, pieces.row_splits),
+                                           validate=False)
 
 
 def _ranges(codepoints) -> tuple[list[int], list[int]]:
@@ -198,6 +222,113 @@ def bert_character_tables(lower_case: bool) -> dict:
             values.append(text)
     return {"deleted": _ranges(deleted), "keys": keys, "values": values,
             "ignorable": _ranges(ignorable), "cased": _ranges(cased), "cjk": _ranges(cjk)}
+
+
+# FastBertNormalize's data for a character (tensorflow-text's fast_bert_normalizer.h): this
+# bit when it changes, then its text's offset in the string pool and (6 bits) its UTF-8 length.
+_CHANGED = 1 << 30
+_LENGTH_BITS = 6
+_SEARCHED_UNITS = 4096  # how far back from the end of the trie a new node's base is sought
+
+
+def _double_array(values: dict[bytes, int]) -> list[int]:
+    """The darts-clone double-array trie (the format FastBertNormalize reads) mapping each
+    byte-string key (none a prefix of another) to its value (< 2**31); equal subtrees are
+    stored once."""
+    trie = {}
+    for key, value in values.items():
+        node = trie
+        for byte in key:
+            node = node.setdefault(byte, {})
+        node[0] = value  # label 0: the leaf holding the value
+    nodes, index = [], {}  # distinct subtrees: ((label, child index or leaf value), ...)
+
+    def intern(node):
+        children = tuple((label, child if label == 0 else intern(child))
+                         for label, child in sorted(node.items()))
+        if children not in index:
+            index[children] = len(nodes)
+            nodes.append(children)
+        return index[children]
+
+    root = intern(trie)
+    order, seen = [root], {root}  # parents before children
+    for n in order:
+        for label, child in nodes[n]:
+            if label and child not in seen:
+                seen.add(child)
+                order.append(child)
+    used, bases, base = bytearray(1 << 16), set(), {}
+    used[0] = 1  # the root's unit
+    free, top = 1, 1  # the first free unit; one past the last used one
+    for n in order:
+        labels = [label for label, _ in nodes[n]]
+        free = used.find(0, free)
+        first, rest = labels[0], labels[1:]
+        # a base near the end: the first free unit for the first label where the others fit
+        slot = used.find(0, max(free, top - _SEARCHED_UNITS), top)
+        while slot != -1 and ((slot ^ first) in bases
+                              or any(used[slot ^ first ^ label] for label in rest)):
+            slot = used.find(0, slot + 1, top)
+        b = slot ^ first if slot != -1 else (top + 0xFF) & ~0xFF  # or a fresh block of 256
+        if len(used) <= (b | 0xFF):
+            used.extend(bytearray(len(used)))
+        base[n] = b
+        bases.add(b)
+        for label in labels:
+            used[b ^ label] = 1
+        top = max(top, max(b ^ label for label in labels) + 1)
+    units = [0] * (max(b | 0xFF for b in bases) + 1)  # every label of every base in range
+    if len(units) > 1 << 21:
+        raise ValueError(f"a trie of {len(units)} units is too large for darts-clone offsets")
+    units[0] = base[root] << 10
+    for n in order:
+        for label, child in nodes[n]:
+            if label == 0:
+                units[base[n]] = child | 1 << 31
+            else:
+                unit = base[n] ^ label
+                has_leaf = nodes[child][0][0] == 0
+                units[unit] = label | has_leaf << 8 | (unit ^ base[child]) << 10
+    return units
+
+
+@functools.cache
+def bert_normalizer_model(lower_case: bool) -> bytes:
+    """BERT's per-character cleaning (`bert_character_tables`: characters deleted, white
+    space a space, punctuation spaced, uncased: lower-cased, NFD and Mn marks dropped) as a
+    FastBertNormalize model (tensorflow-text's fast_bert_normalizer_model.fbs), in place of
+    tensorflow-text's own (NFKC case folding, control characters as spaces)."""
+    import flatbuffers
+
+    tables = bert_character_tables(lower_case)
+    texts = dict(zip(tables["keys"], tables["values"]))
+    for first, last in zip(*tables["deleted"]):
+        texts.update((cp, "") for cp in range(first, last + 1) if not 0xD800 <= cp <= 0xDFFF)
+    pool, offsets, data = bytearray(), {}, {}
+    for cp, text in texts.items():
+        encoded = text.encode("utf-8")
+        if len(encoded) >= 1 << _LENGTH_BITS:
+            raise ValueError(f"U+{cp:04X} becomes {len(encoded)} bytes, over FastBertNormalize's "
+                             f"{(1 << _LENGTH_BITS) - 1}")
+        offset = offsets.setdefault(encoded, len(pool))
+        if offset == len(pool):
+            pool += encoded
+        data[cp] = _CHANGED | offset << _LENGTH_BITS | len(encoded) if encoded else _CHANGED
+    units = _double_array({chr(cp).encode("utf-8"): d for cp, d in data.items() if cp})
+    builder = flatbuffers.Builder(4 * len(units) + len(pool) + 64)
+    pool_vector = builder.CreateByteVector(bytes(pool))
+    builder.StartVector(4, len(units), 4)
+    for unit in reversed(units):
+        builder.PrependUint32(unit)
+    trie_vector = builder.EndVector()
+    builder.StartObject(4)  # the table's fields in the schema's order
+    builder.PrependBoolSlot(0, lower_case, False)
+    builder.PrependUOffsetTRelativeSlot(1, trie_vector, 0)
+    builder.PrependInt32Slot(2, data.get(0, 0), 0)  # NUL: kept out of the trie
+    builder.PrependUOffsetTRelativeSlot(3, pool_vector, 0)
+    builder.Finish(builder.EndObject())
+    return bytes(builder.Output())
 
 
 def _in_ranges(codepoints, ranges):

@@ -1,11 +1,11 @@
 """BERT's input in the graph: strings -> [CLS] A [SEP] (B [SEP]) as ids, mask and type ids.
 
 The text is split exactly as BERT's own tokenizer splits it (`splitting="bert"`), as MediaPipe
-Tasks splits it on a phone (`"device"`), or by tensorflow-text's `FastBertTokenizer` (`"litert"`:
-what LiteRT runs), see `zoo.models.wordpiece`; WordPiece follows. The rest is dense arithmetic
-on positions (no ragged trimming or concatenation ops), so the "litert" splitting compiles to
-TFLite with the tokenizer as the only custom op, and every output has the static shape
-[batch, max_length].
+Tasks splits it on a phone (`"device"`), or as BERT's in tensorflow-text's `FastBertTokenizer`
+(`"litert"`: what LiteRT runs), see `zoo.models.wordpiece`; WordPiece follows. The rest is
+dense arithmetic on positions (no ragged trimming or concatenation ops), so the "litert"
+splitting compiles to TFLite with the tokenizer as the only custom op, and every output has
+the static shape [batch, max_length].
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class BertTokenizer(keras.layers.Layer):
 
     `splitting` is "bert" (BERT's own, `lower_case` with accent stripping), "device" (MediaPipe
     Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused) or "litert"
-    (tensorflow-text's FastBertTokenizer, which LiteRT runs: BERT's on ASCII)."""
+    (BERT's in tensorflow-text's FastBertTokenizer, which LiteRT runs: BERT's ids but for
+    final sigma)."""
 
     SPLITTINGS = ("bert", "device", "litert")
 
@@ -58,7 +59,7 @@ class BertTokenizer(keras.layers.Layer):
         elif self.splitting == "bert":
             ragged = wordpiece.bert_tokenize(self.tokenizer, text, self.lower_case)
         else:
-            ragged = self.tokenizer.tokenize(text)  # [batch, (tokens)]
+            ragged = wordpiece.litert_tokenize(self.tokenizer, self.vocabulary, text)
         return ragged.to_tensor(0, shape=[None, budget]), tf.cast(ragged.row_lengths(), tf.int32)
 
     def call(self, text):
@@ -101,9 +102,9 @@ class BertTokenizer(keras.layers.Layer):
     def for_litert(self) -> "BertTokenizer":
         """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: with the "litert"
         splitting (BERT's and the device one use string ops LiteRT lacks), lower-casing when
-        the device splitting or `lower_case` does. It gives the same ids on ASCII text; they
-        differ on non-ASCII capitals, accents, control characters, non-ASCII white space and
-        NFKC-folded characters (docs/mediapipe.md)."""
+        the device splitting or `lower_case` does. It gives BERT's splitting's ids but for
+        final sigma; the device splitting's on ASCII text, not on non-ASCII capitals,
+        accents, control characters and non-ASCII white space (docs/mediapipe.md)."""
         if self.splitting == "litert":
             return self
         lower_case = self.lower_case or self.splitting == "device"
