@@ -175,18 +175,23 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_last_check
     assert again.returncode == 0 and "resumed from epoch" in again.stderr
 
 
-def test_killed_multi_worker_peer_fails_the_job_fast_and_a_restart_resumes(tmp_path):
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = [f"--model_dir={tmp_path}", *TINY, "--epochs=2", "--steps_per_epoch=100",
-            "--set=train.checkpoint_every_steps=20", "--set=train.deterministic=false"]
+def two_worker_cluster(model_dir, *extra):
+    """A function starting worker 0 or 1 of a localhost MultiWorkerMirrored cluster that
+    trains TINY for 2 epochs of 100 steps into `model_dir`."""
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    args = [f"--model_dir={model_dir}", *TINY, "--epochs=2", "--steps_per_epoch=100",
+            "--set=train.deterministic=false", *extra]
 
     def start(index):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         return subprocess.Popen([sys.executable, "-m", "zoo.train", *args],
                                 stderr=subprocess.PIPE, text=True, cwd=REPO,
                                 env=cli_env(TF_CONFIG=tf_config))
+    return start
 
+
+def test_killed_multi_worker_peer_fails_the_job_fast_and_a_restart_resumes(tmp_path):
+    start = two_worker_cluster(tmp_path, "--set=train.checkpoint_every_steps=20")
     chief, other = start(0), start(1)
     wait_for(chief, "epoch 1/2 step 60/100")
     other.kill()
@@ -202,6 +207,35 @@ def test_killed_multi_worker_peer_fails_the_job_fast_and_a_restart_resumes(tmp_p
     logs = [p.communicate(timeout=300)[1] for p in (chief, other)]
     assert chief.returncode == 0 and other.returncode == 0, logs[0][-2000:]
     assert re.search(r"resumed from epoch 1, step \d+ of", logs[0]), logs[0][-2000:]
+
+
+@pytest.mark.parametrize("signalled, signum", [(1, signal.SIGTERM), (0, signal.SIGINT)])
+def test_a_signal_to_one_worker_stops_the_whole_cluster_at_one_step_and_it_resumes(
+        tmp_path, signalled, signum):
+    # the old code installed no handler under MultiWorkerMirrored: SIGTERM killed the one
+    # worker without a backup (the others failed on the lost peer) and SIGINT was a
+    # KeyboardInterrupt there; with epoch backups only, the work since the last epoch was lost
+    start = two_worker_cluster(tmp_path, "--set=train.checkpoint_every_steps=0")
+    workers = [start(0), start(1)]
+    wait_for(workers[0], "epoch 1/2 step 30/100")
+    workers[signalled].send_signal(signum)
+    sent = time.monotonic()
+    logs = [w.communicate(timeout=120)[1] for w in workers]
+    print(f"both workers stopped {time.monotonic() - sent:.1f} s after the signal")
+    name = signal.Signals(signum).name
+    steps = []
+    for index, (worker, log) in enumerate(zip(workers, logs)):
+        why = f"by {name}" if index == signalled else "because another worker was signalled"
+        stopped = re.search(rf"stopped {why} at epoch 1, step (\d+): backup written to", log)
+        assert stopped, log[-3000:]
+        assert worker.returncode == 128 + (signum if index == signalled else signal.SIGTERM)
+        steps.append(int(stopped[1]))
+    assert steps[0] == steps[1] and 30 <= steps[0] < 100, steps
+
+    workers = [start(0), start(1)]
+    logs = [w.communicate(timeout=300)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs[0][-3000:]
+    assert f"resumed from epoch 1, step {steps[0]} of {tmp_path}" in logs[0], logs[0][-3000:]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import tempfile
 
 import tf_keras as keras
 from absl import logging
@@ -109,4 +110,50 @@ class GracefulStop(keras.callbacks.Callback):
             # BackupAndRestore's own save routine (tf-keras 2.21), at this exact batch
             self.backup._backup(epoch=self._epoch, batch=batch)
             self.stopped_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+
+class ClusterStop(GracefulStop):
+    """GracefulStop for MultiWorkerMirrored: SIGTERM or SIGINT on any worker stops every worker
+    after the same step, with one backup.
+
+    TensorFlow's PreemptionCheckpointHandler does the agreeing: it watches this worker's
+    signal flag, tells the other workers through the coordination service, and at the agreed
+    step calls `_save` (the backup, which every worker writes its part of) and `_exit` on each
+    worker. A worker that wasn't signalled stops with `signal` None."""
+
+    def __init__(self, backup: StepBackup, cluster_resolver):
+        super().__init__(backup)
+        self.cluster_resolver = cluster_resolver
+        self._handler = None
+        self._batch = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Starts TensorFlow's handler and routes SIGTERM and SIGINT to it while the block
+        runs; where that handler does nothing (GCE CPU and TPU VMs, as TensorFlow says in
+        its log), signals keep their default action: the worker dies and its peers fail fast."""
+        import tensorflow as tf
+        config = tf.distribute.experimental.TerminationConfig(
+            termination_watcher_fn=lambda: self.signal is not None,
+            exit_fn=self._exit, save_fn=self._save)
+        with tempfile.TemporaryDirectory() as scratch:  # the handler's own checkpoint: unused
+            self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                self.cluster_resolver, tf.train.Checkpoint(), scratch + "/unused", config)
+            if self._handler._platform_device.name in ("GCE_CPU", "GCE_TPU"):
+                yield self
+            else:
+                with super().installed():
+                    yield self
+
+    def _save(self):
+        self.backup._backup(epoch=self._epoch, batch=self._batch)
+
+    def _exit(self):
+        self.stopped_at = (self._epoch, self._batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch = batch
+        self._handler.save_checkpoint_if_preempted()
+        if self.stopped_at:
             self.model.stop_training = True

@@ -230,7 +230,7 @@ class Callbacks:
     """fit's callbacks, with the two the run reads back."""
     all: list
     meter: object       # zoo.callbacks.ThroughputMeter
-    stopper: object     # zoo.callbacks.GracefulStop; None under MultiWorkerMirrored
+    stopper: object     # zoo.callbacks.GracefulStop (ClusterStop under MultiWorkerMirrored)
 
 
 @dataclasses.dataclass
@@ -409,11 +409,12 @@ def input_batches(data: TrainingData, data_cfg, seed: int, preprocess,
 def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
                    start: ResumePoint) -> Callbacks:
     """Throughput, backups (every t.checkpoint_every_steps or each epoch), epoch checkpoints,
-    TensorBoard, the stop on a signal (not under MultiWorkerMirrored) and, when the
-    output is no TTY, progress lines."""
+    TensorBoard, the stop on a signal (agreed across workers under MultiWorkerMirrored) and,
+    when the output is no TTY, progress lines."""
     import tensorflow as tf
     import tf_keras as keras
-    from zoo.callbacks import GracefulStop, ProgressLogger, StepBackup, ThroughputMeter
+    from zoo.callbacks import (ClusterStop, GracefulStop, ProgressLogger, StepBackup,
+                               ThroughputMeter)
     steps_per_epoch = data.steps_per_epoch
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     every = min(t.checkpoint_every_steps or steps_per_epoch, steps_per_epoch)
@@ -422,8 +423,8 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
         run_dir.backup, delete_checkpoint=False,
         save_freq=max(1, -(-every // t.steps_per_execution)))
     meter = ThroughputMeter(data.batch_size, start.step)
-    # under MultiWorkerMirrored Ctrl-C is a KeyboardInterrupt; a SIGTERM reaches one worker only
-    stopper = None if multi_worker else GracefulStop(backup)
+    stopper = (ClusterStop(backup, strategy.cluster_resolver) if multi_worker
+               else GracefulStop(backup))
     callbacks = [
         meter,  # first: an epoch's last mark precedes the backup taken at its last step, so
                 # that backup counts as epoch-end work, like validation and the epoch's
@@ -432,9 +433,8 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
         keras.callbacks.ModelCheckpoint(run_dir.epoch_checkpoint_pattern,
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(run_dir.logs, profile_batch=0),
+        stopper,
     ]
-    if stopper is not None:
-        callbacks.append(stopper)
     if not sys.stdout.isatty():
         callbacks.append(ProgressLogger(t.log_every_steps, steps_per_epoch, t.epochs))
     return Callbacks(callbacks, meter, stopper)
@@ -450,13 +450,13 @@ def fit_or_evaluate(trainable, batches: Batches, callbacks: Callbacks, t, start:
                                      verbose=0)
     else:
         stopper = callbacks.stopper
-        with stopper.installed() if stopper else contextlib.nullcontext():
+        with stopper.installed():
             history = trainable.fit(batches.train, epochs=t.epochs, initial_epoch=start.epoch,
                                     steps_per_epoch=steps_per_epoch, validation_data=batches.eval,
                                     validation_steps=batches.eval_steps,
                                     callbacks=callbacks.all,
                                     verbose=1 if sys.stdout.isatty() else 0)
-        if stopper and stopper.stopped_at:
+        if stopper.stopped_at:
             raise Stopped(stopper.signal, *stopper.stopped_at, run_dir)
         # the last epoch's validation: these weights on the evaluation split
         results = {key[len("val_"):]: values[-1] for key, values in history.history.items()
@@ -529,14 +529,17 @@ def run(cfg: ExperimentConfig, model_dir: str | Path) -> dict:
 
 
 class Stopped(Exception):
-    """Training stopped on a signal after writing a backup."""
+    """Training stopped on a signal after writing a backup. `signum` is None on a worker that
+    stopped because another worker of its cluster was signalled; it exits as after SIGTERM
+    (143, which Kubeflow's ExitCode restart policy retries)."""
 
     def __init__(self, signum, epoch, step, model_dir):
         import signal
-        self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, step "
-                         f"{step + 1}: backup written to {RunDir(model_dir).backup}; rerun the "
-                         "same command to resume")
+        self.exit_code = 128 + (signum or signal.SIGTERM)
+        why = (f"by {signal.Signals(signum).name}" if signum
+               else "because another worker was signalled")
+        super().__init__(f"stopped {why} at epoch {epoch + 1}, step {step + 1}: backup written "
+                         f"to {RunDir(model_dir).backup}; rerun the same command to resume")
 
 
 DISK_ERRORS = ("No space left on device", "File too large", "Disk quota exceeded")
@@ -613,6 +616,8 @@ def own_info_only(record) -> bool:
     """A log filter: warnings and errors pass, INFO lines only from zoo's own modules, so
     TensorFlow's (a `Sharding callback duration` line per checkpoint, ...) wait for --verbose."""
     import logging as std_logging
+    if record.pathname.endswith("deprecation.py") and "failure_handling" in record.getMessage():
+        return False  # TensorFlow's preemption handler calling its own deprecated property
     return record.levelno >= std_logging.WARNING or record.pathname.startswith(ZOO_DIR)
 
 
