@@ -77,6 +77,16 @@ class StepBackup(keras.callbacks.BackupAndRestore):
                 self._backup(epoch=epoch, batch=self._last_batch)
 
 
+class EpochCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint of each finished epoch only: an epoch a signal cut short gets no epoch
+    checkpoint (a resume that fell back to it would skip the epoch's remaining steps); its
+    backup holds it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.model.stop_training:  # set mid-epoch only by the signal stops below
+            super().on_epoch_end(epoch, logs)
+
+
 class GracefulStop(keras.callbacks.Callback):
     """On SIGTERM or SIGINT: finish the current step, write a backup, stop training.
 

@@ -413,8 +413,8 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
     when the output is no TTY, progress lines."""
     import tensorflow as tf
     import tf_keras as keras
-    from zoo.callbacks import (ClusterStop, GracefulStop, ProgressLogger, StepBackup,
-                               ThroughputMeter)
+    from zoo.callbacks import (ClusterStop, EpochCheckpoint, GracefulStop, ProgressLogger,
+                               StepBackup, ThroughputMeter)
     steps_per_epoch = data.steps_per_epoch
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     every = min(t.checkpoint_every_steps or steps_per_epoch, steps_per_epoch)
@@ -430,8 +430,7 @@ def make_callbacks(run_dir: RunDir, t, strategy, data: TrainingData,
                 # that backup counts as epoch-end work, like validation and the epoch's
                 # checkpoint (a mid-epoch backup still falls in a timed window)
         backup,
-        keras.callbacks.ModelCheckpoint(run_dir.epoch_checkpoint_pattern,
-                                        save_weights_only=True),
+        EpochCheckpoint(run_dir.epoch_checkpoint_pattern, save_weights_only=True),
         keras.callbacks.TensorBoard(run_dir.logs, profile_batch=0),
         stopper,
     ]
