@@ -120,3 +120,18 @@ def check_in_mediapipe(path: Path, inputs, keras_probs: np.ndarray, labels: list
         drop = (keras_probs.argmax(-1) == truth).mean() - (phone.argmax(-1) == truth).mean()
         assert drop <= max_drop, f"{path.name} loses {drop:.4f} accuracy in MediaPipe"
     return phone
+
+
+def litert_token_ids(tokenizer, texts: list[str]) -> np.ndarray:
+    """A BertTokenizer's input_word_ids as LiteRT computes them: converted to TFLite and run
+    with tensorflow-text's op registrar, one text at a time."""
+    import tensorflow as tf
+    from export import tflite
+
+    call = tf.function(lambda text: tokenizer(text)["input_word_ids"],
+                       input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()],
+                                                                tokenizer)
+    converter.allow_custom_ops = True
+    run = tflite.interpreter(converter.convert(), custom_ops=True).get_signature_runner()
+    return np.concatenate([next(iter(run(text=tflite.utf8([t])).values())) for t in texts])

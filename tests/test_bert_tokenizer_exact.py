@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import bert_reference_tokenizer as reference
+from conftest import litert_token_ids
 from zoo.models import wordpiece
 from zoo.models.bert.tokenizer import BertTokenizer
 
@@ -146,19 +147,9 @@ def test_each_difference_the_issue_lists_is_gone(case, item):
 
 
 def litert_ids(texts, vocab, lower_case) -> np.ndarray:
-    """The "litert" splitting's ids as LiteRT computes them: converted to TFLite and run with
-    tensorflow-text's op registrar, one text at a time."""
-    from export import tflite
-
-    tokenizer = BertTokenizer(vocab, lower_case=lower_case, max_length=LENGTH,
-                              splitting="litert")
-    call = tf.function(lambda text: tokenizer(text)["input_word_ids"],
-                       input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()],
-                                                                tokenizer)
-    converter.allow_custom_ops = True
-    run = tflite.interpreter(converter.convert(), custom_ops=True).get_signature_runner()
-    return np.concatenate([next(iter(run(text=tflite.utf8([t])).values())) for t in texts])
+    """The "litert" splitting's ids as LiteRT computes them."""
+    return litert_token_ids(BertTokenizer(vocab, lower_case=lower_case, max_length=LENGTH,
+                                          splitting="litert"), texts)
 
 
 def test_litert_ids_are_berts_but_for_final_sigma(case):

@@ -1,6 +1,6 @@
 """WordPiece tokenizers and their vocabularies.
 
-Three ways to split a text into words before WordPiece, all in the graph:
+Two tokenizers, each in TensorFlow's string ops and in the ops LiteRT runs, all in the graph:
 - `bert_wordpiece` + `bert_tokenize`: exactly BERT's own tokenizer (its `tokenization.py`:
   control characters deleted, Unicode white space splitting, CJK ideographs and punctuation
   split off, optional lower-casing with Python's `str.lower`, NFD and accents stripped, a word
@@ -12,11 +12,14 @@ Three ways to split a text into words before WordPiece, all in the graph:
   a word over 100 characters [UNK] in TFLite builtins. It gives BERT's ids but for final
   sigma (`Σ` always becomes `σ` uncased).
 - `device_wordpiece` + `device_tokenize`: what MediaPipe Tasks' BertTokenizer computes on a
-  phone: ASCII letters
-  lower-cased and nothing else, the text cut at runs of ASCII white space and around every
-  ASCII symbol, Unicode punctuation mark and CJK ideograph (those stay as tokens), then
-  WordPiece (`##` suffixes, a word over 100 bytes or not covered by the vocabulary is one
-  [UNK]). textcls trains on it, so that a phone's token ids are the ones the model learned.
+  phone: ASCII letters lower-cased and nothing else, the text cut at runs of ASCII white space
+  and around every ASCII symbol, Unicode punctuation mark and CJK ideograph (those stay as
+  tokens), then WordPiece (`##` suffixes, a word over 100 bytes or not covered by the
+  vocabulary is one [UNK]). textcls trains on it, so that a phone's token ids are the ones
+  the model learned.
+- `device_litert_tokenizer`: the phone's tokenizer as LiteRT runs it, a `FastBertTokenizer`
+  normalizing as the phone does (`device_normalizer_model`). It gives the phone's ids but
+  after a NUL.
 
 Vocabularies are WordPiece vocabularies learned from a training split with tensorflow-text's
 learner, or whole-word vocabularies (the most frequent words of the split); saved as
@@ -140,6 +143,22 @@ def bert_tokenizer(vocabulary: list[str], lower_case: bool):
         vocabulary, token_out_type=tf.int32, unknown_token=UNK,
         max_bytes_per_word=4 * MAX_CHARS_PER_WORD, support_detokenization=False,
         fast_bert_normalizer_model_buffer=bert_normalizer_model(lower_case))
+
+
+def device_litert_tokenizer(vocabulary: list[str]):
+    """tensorflow-text's FastBertTokenizer over `vocabulary` normalizing as the phone does
+    (`device_normalizer_model`), a word over 100 bytes [UNK]: the device splitting in the ops
+    LiteRT runs. Its `tokenize` gives the phone's ids but for a NUL (the phone's text ends
+    there) and for characters the phone keeps in a word that are in the vocabulary and that
+    tensorflow-text splits at (`_SPLIT_ONLY_IN_LITERT`)."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    normalizer = device_normalizer_model(frozenset("".join(vocabulary)))
+    return tf_text.FastBertTokenizer(
+        vocabulary, token_out_type=tf.int32, unknown_token=UNK,
+        max_bytes_per_word=MAX_BYTES_PER_WORD, support_detokenization=False,
+        fast_bert_normalizer_model_buffer=normalizer)
 
 
 def litert_tokenize(tokenizer, vocabulary: list[str], texts):
@@ -297,14 +316,50 @@ def _double_array(values: dict[bytes, int]) -> list[int]:
 def bert_normalizer_model(lower_case: bool) -> bytes:
     """BERT's per-character cleaning (`bert_character_tables`: characters deleted, white
     space a space, punctuation spaced, uncased: lower-cased, NFD and Mn marks dropped) as a
-    FastBertNormalize model (tensorflow-text's fast_bert_normalizer_model.fbs), in place of
-    tensorflow-text's own (NFKC case folding, control characters as spaces)."""
-    import flatbuffers
-
+    FastBertNormalize model, in place of tensorflow-text's own (NFKC case folding, control
+    characters as spaces)."""
     tables = bert_character_tables(lower_case)
     texts = dict(zip(tables["keys"], tables["values"]))
     for first, last in zip(*tables["deleted"]):
         texts.update((cp, "") for cp in range(first, last + 1) if not 0xD800 <= cp <= 0xDFFF)
+    return _normalizer_model(texts, lower_case)
+
+
+# Characters tensorflow-text's FastBertTokenizer splits at and the phone keeps inside a word:
+# white space outside RE2's \s (\v, U+0085, no-break, em, ideographic space, ...) and code
+# points newer Unicode data than Python's calls punctuation. Measured over every code point
+# (tests/test_mediapipe.py checks them all).
+_SPLIT_ONLY_IN_LITERT = (
+    0x0B, 0x85, 0xA0, 0x1680, 0x1B4E, 0x1B4F, 0x1B7F, *range(0x2000, 0x200B), 0x2028, 0x2029,
+    0x202F, 0x205F, 0x3000, 0x10D6E, 0x113D4, 0x113D5, 0x113D7, 0x113D8, 0x11BE1, 0x16D6D,
+    0x16D6E, 0x16D6F, 0x1E5FF)
+# word characters to stand in for them, by UTF-8 length: controls and private use
+_STAND_INS = {1: range(0x01, 0x09), 2: range(0x80, 0x85), 3: range(0xE000, 0xE100),
+              4: range(0xF0000, 0xF0100)}
+
+
+@functools.cache
+def device_normalizer_model(vocabulary_characters: frozenset[str]) -> bytes:
+    """The phone's normalization (MediaPipe Tasks' BertTokenizer: ASCII letters lower-cased,
+    every other character kept) as a FastBertNormalize model, for a vocabulary made of
+    `vocabulary_characters`. A character FastBertTokenizer would split at but the phone keeps
+    in a word becomes a stand-in of its UTF-8 length found in no token: either way the word
+    is one [UNK], as long, as on the phone. (One found in a token stays, and splits.)"""
+    texts = {cp: chr(cp).lower() for cp in range(ord("A"), ord("Z") + 1)}
+    for cp in _SPLIT_ONLY_IN_LITERT:
+        size = len(chr(cp).encode("utf-8"))
+        stand_in = next((c for c in _STAND_INS[size] if chr(c) not in vocabulary_characters),
+                        None)
+        if chr(cp) not in vocabulary_characters and stand_in is not None:
+            texts[cp] = chr(stand_in)
+    return _normalizer_model(texts, lower_case=True)
+
+
+def _normalizer_model(texts: dict[int, str], lower_case: bool) -> bytes:
+    """A FastBertNormalize model (tensorflow-text's fast_bert_normalizer_model.fbs) turning
+    each codepoint of `texts` into its text (maybe empty) and keeping every other one."""
+    import flatbuffers
+
     pool, offsets, data = bytearray(), {}, {}
     for cp, text in texts.items():
         encoded = text.encode("utf-8")

@@ -1,11 +1,11 @@
 """BERT's input in the graph: strings -> [CLS] A [SEP] (B [SEP]) as ids, mask and type ids.
 
 The text is split exactly as BERT's own tokenizer splits it (`splitting="bert"`), as MediaPipe
-Tasks splits it on a phone (`"device"`), or as BERT's in tensorflow-text's `FastBertTokenizer`
-(`"litert"`: what LiteRT runs), see `zoo.models.wordpiece`; WordPiece follows. The rest is
-dense arithmetic on positions (no ragged trimming or concatenation ops), so the "litert"
-splitting compiles to TFLite with the tokenizer as the only custom op, and every output has
-the static shape [batch, max_length].
+Tasks splits it on a phone (`"device"`), or as either in tensorflow-text's `FastBertTokenizer`
+(`"litert"`, `"device_litert"`: what LiteRT runs), see `zoo.models.wordpiece`; WordPiece
+follows. The rest is dense arithmetic on positions (no ragged trimming or concatenation ops),
+so the LiteRT splittings compile to TFLite with the tokenizer as the only custom op, and every
+output has the static shape [batch, max_length].
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ class BertTokenizer(keras.layers.Layer):
     segment (the second on a tie) until [CLS] A [SEP] B [SEP] fits; [SEP] is always kept.
 
     `splitting` is "bert" (BERT's own, `lower_case` with accent stripping), "device" (MediaPipe
-    Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused) or "litert"
-    (BERT's in tensorflow-text's FastBertTokenizer, which LiteRT runs: BERT's ids but for
-    final sigma)."""
+    Tasks' on a phone: ASCII letters always lower-cased, `lower_case` unused), or either in
+    tensorflow-text's FastBertTokenizer, which LiteRT runs: "litert" (BERT's ids but for final
+    sigma) and "device_litert" (the phone's, `lower_case` unused, see `for_litert`)."""
 
-    SPLITTINGS = ("bert", "device", "litert")
+    SPLITTINGS = ("bert", "device", "litert", "device_litert")
 
     def __init__(self, vocabulary: list[str], lower_case: bool = True, max_length: int = 128,
                  splitting: str = "bert", **kwargs):
@@ -49,8 +49,10 @@ class BertTokenizer(keras.layers.Layer):
             self.tokenizer = wordpiece.device_wordpiece(self.vocabulary)
         elif splitting == "bert":
             self.tokenizer = wordpiece.bert_wordpiece(self.vocabulary)
-        else:
+        elif splitting == "litert":
             self.tokenizer = wordpiece.bert_tokenizer(self.vocabulary, lower_case)
+        else:
+            self.tokenizer = wordpiece.device_litert_tokenizer(self.vocabulary)
 
     def _segment(self, text, budget: int):
         """(ids int32[batch, budget], lengths before truncation) of one text segment."""
@@ -58,8 +60,10 @@ class BertTokenizer(keras.layers.Layer):
             ragged = wordpiece.device_tokenize(self.tokenizer, text)
         elif self.splitting == "bert":
             ragged = wordpiece.bert_tokenize(self.tokenizer, text, self.lower_case)
-        else:
+        elif self.splitting == "litert":
             ragged = wordpiece.litert_tokenize(self.tokenizer, self.vocabulary, text)
+        else:
+            ragged = self.tokenizer.tokenize(text)
         return ragged.to_tensor(0, shape=[None, budget]), tf.cast(ragged.row_lengths(), tf.int32)
 
     def call(self, text):
@@ -100,16 +104,15 @@ class BertTokenizer(keras.layers.Layer):
         return tokens
 
     def for_litert(self) -> "BertTokenizer":
-        """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops: with the "litert"
-        splitting (BERT's and the device one use string ops LiteRT lacks), lower-casing when
-        the device splitting or `lower_case` does. It gives BERT's splitting's ids but for
-        final sigma; the device splitting's on ASCII text, not on non-ASCII capitals,
-        accents, control characters and non-ASCII white space (docs/mediapipe.md)."""
-        if self.splitting == "litert":
+        """This tokenizer as LiteRT runs it with tensorflow-text's TFLite ops (BERT's and the
+        device splitting use string ops LiteRT lacks): "litert" for BERT's, which gives its
+        ids but for final sigma, "device_litert" for the device one, which gives the phone's
+        but where tensorflow-text splits differently (docs/mediapipe.md)."""
+        if self.splitting in ("litert", "device_litert"):
             return self
-        lower_case = self.lower_case or self.splitting == "device"
-        return type(self).from_config({**self.get_config(), "splitting": "litert",
-                                       "lower_case": lower_case, "name": f"{self.name}_litert"})
+        splitting = "device_litert" if self.splitting == "device" else "litert"
+        return type(self).from_config({**self.get_config(), "splitting": splitting,
+                                       "name": f"{self.name}_litert"})
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary,
